@@ -1,0 +1,364 @@
+"""The `metis` command line.
+
+    metis serve   [--host H] [--port 8421]      admin, dashboard, analytics API
+    metis gateway [--host H] [--port 8422]      the LLM gateway
+    metis gateway issue-key --name N --workspace PATH [--user U] [--team T]
+                            [--models m1,m2] [--expires 30d]
+    metis gateway revoke-key KEY_ID | rotate-key KEY_ID | list-keys
+    metis createadmin [--username admin]
+    metis mock-provider [--port 8423]
+    metis manage <django command> …
+
+User errors print one line on stderr and exit non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import re
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+DEFAULT_HOST = "127.0.0.1"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class CommandError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not hasattr(args, "handler"):
+        build_parser().print_help()
+        return 2
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
+    os.environ["METIS_ROLE"] = getattr(args, "role", "serve")
+    try:
+        return args.handler(args) or 0
+    except CommandError as exc:
+        print(f"metis: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metis", description="Metis, the LLM API gateway.")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the admin, dashboard and analytics API")
+    add_bind_arguments(serve, port=8421)
+    serve.set_defaults(handler=run_serve, role="serve")
+
+    gateway = commands.add_parser("gateway", help="run the gateway, or manage its keys")
+    add_bind_arguments(gateway, port=8422)
+    gateway.set_defaults(handler=run_gateway, role="gateway")
+    key_commands = gateway.add_subparsers(title="key commands", metavar="KEY_COMMAND")
+
+    issue = key_commands.add_parser("issue-key", help="issue a gateway key; prints its token once")
+    issue.add_argument("--name", required=True)
+    issue.add_argument("--workspace", required=True, help="the project path the key is for")
+    issue.add_argument("--user", help="username of the key's owner")
+    issue.add_argument("--team", help="team name")
+    issue.add_argument("--models", help="comma-separated models the key may use (default: all)")
+    issue.add_argument("--expires", help="lifetime like 30d, 12h, 2w, or a date (YYYY-MM-DD)")
+    issue.set_defaults(handler=issue_key, role="cli")
+
+    for name, handler, help_text in [
+        ("revoke-key", revoke_key, "revoke a key; it stops working at once"),
+        ("rotate-key", rotate_key, "give a key a new token; the old token stops working"),
+    ]:
+        sub = key_commands.add_parser(name, help=help_text)
+        sub.add_argument("key_id", metavar="KEY_ID")
+        sub.set_defaults(handler=handler, role="cli")
+    key_commands.add_parser("list-keys", help="list gateway keys").set_defaults(
+        handler=list_keys, role="cli"
+    )
+
+    admin = commands.add_parser("createadmin", help="create an admin user with a new password")
+    admin.add_argument("--username", default="admin")
+    admin.set_defaults(handler=create_admin, role="cli")
+
+    mock = commands.add_parser("mock-provider", help="run the built-in mock LLM provider")
+    add_bind_arguments(mock, port=8423)
+    mock.add_argument("--token-delay", type=float, default=0.02, help="seconds between tokens")
+    mock.set_defaults(handler=run_mock_provider, role="cli")
+
+    manage = commands.add_parser("manage", help="run a Django management command")
+    manage.add_argument("arguments", nargs=argparse.REMAINDER)
+    manage.set_defaults(handler=run_manage, role="cli")
+    return parser
+
+
+def add_bind_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"bind address ({DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=port, help=f"port ({port})")
+
+
+# -- setup --------------------------------------------------------------------------
+
+
+def setup_django(*, migrate: bool = True) -> None:
+    import django
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        django.setup()
+    except ImproperlyConfigured as exc:
+        raise CommandError(str(exc)) from None
+    if migrate:
+        migrate_if_needed()
+
+
+def migrate_if_needed() -> None:
+    """Apply pending migrations, so a newcomer never has to run a separate step."""
+    from django.core.management import call_command
+    from django.db import DatabaseError, connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as exc:
+        raise CommandError(f"cannot open the database: {exc}") from None
+    if pending:
+        print(f"metis: applying {len(pending)} database migration(s)…", file=sys.stderr)
+        call_command("migrate", interactive=False, verbosity=0)
+
+
+def check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"port {port} on {host} is already in use (is Metis already running?);"
+                    " pick another with --port"
+                ) from None
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def run_uvicorn(host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "metis_site.asgi:application",
+        host=host,
+        port=port,
+        lifespan="off",
+        access_log=False,
+        log_level=os.environ.get("METIS_LOG_LEVEL", "info").lower(),
+        timeout_graceful_shutdown=30,
+    )
+
+
+# -- processes ----------------------------------------------------------------------
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    check_port_free(args.host, args.port)
+    setup_django()
+    ensure_first_admin()
+    print(f"metis: admin and dashboard on http://{display_host(args.host)}:{args.port}/admin/")
+    run_uvicorn(args.host, args.port)
+    return 0
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    check_port_free(args.host, args.port)
+    setup_django()
+    print(f"metis: gateway on http://{display_host(args.host)}:{args.port}")
+    run_uvicorn(args.host, args.port)
+    return 0
+
+
+def run_mock_provider(args: argparse.Namespace) -> int:
+    from gateway import mock_provider
+
+    check_port_free(args.host, args.port)
+    mock_provider.run(args.host, args.port, token_delay=args.token_delay)
+    return 0
+
+
+def run_manage(args: argparse.Namespace) -> int:
+    from django.core.management import execute_from_command_line
+
+    setup_django(migrate=False)
+    execute_from_command_line(["metis manage", *args.arguments])
+    return 0
+
+
+def display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+# -- admin users --------------------------------------------------------------------
+
+
+def ensure_first_admin() -> None:
+    """On the very first start, make an admin so the console can be opened at once."""
+    from identity.models import User
+
+    if not User.objects.filter(is_superuser=True).exists():
+        password = make_admin("admin")
+        print(
+            "metis: created the admin user 'admin' with password "
+            f"{password}\n       (shown once; change it in the admin, or run "
+            "'metis createadmin' for a new one)"
+        )
+
+
+def create_admin(args: argparse.Namespace) -> int:
+    setup_django()
+    password = make_admin(args.username)
+    print(f"username: {args.username}\npassword: {password}")
+    return 0
+
+
+def make_admin(username: str) -> str:
+    import secrets
+
+    from identity.models import User
+
+    password = secrets.token_urlsafe(12)
+    user, _ = User.objects.get_or_create(username=username)
+    user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    return password
+
+
+# -- keys ---------------------------------------------------------------------------
+
+
+def issue_key(args: argparse.Namespace) -> int:
+    setup_django()
+    from django.core.exceptions import ValidationError
+
+    from identity.models import GatewayKey, Team, User, Workspace
+
+    name = args.name.strip()
+    if not name:
+        raise CommandError("--name must not be empty")
+    expires_at = parse_expires(args.expires) if args.expires else None
+    user = lookup(User, "username", args.user, "user") if args.user else None
+    team = lookup(Team, "name", args.team, "team") if args.team else None
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    if args.models is not None and not models:
+        raise CommandError("--models needs at least one model name (omit it to allow all)")
+    if GatewayKey.objects.filter(name=name, revoked_at__isnull=True).exists():
+        raise CommandError(f"a live key named {name!r} already exists; choose another --name")
+    try:
+        key, token = GatewayKey.issue(
+            name=name,
+            workspace=Workspace.for_path(args.workspace),
+            user=user,
+            team=team,
+            allowed_models=models,
+            expires_at=expires_at,
+        )
+    except ValidationError as exc:
+        raise CommandError("; ".join(exc.messages)) from None
+    print(f"key_id: {key.id}")
+    print(f"token: {token}")
+    print("metis: save the token now; only its hash is stored", file=sys.stderr)
+    return 0
+
+
+def revoke_key(args: argparse.Namespace) -> int:
+    key = find_key(args.key_id)
+    key.revoke()
+    print(f"revoked: {key.id}")
+    return 0
+
+
+def rotate_key(args: argparse.Namespace) -> int:
+    key = find_key(args.key_id)
+    if key.status != key.Status.ACTIVE:
+        raise CommandError(f"key {key.id} is {key.status.value}; only active keys can be rotated")
+    token = key.rotate()
+    print(f"key_id: {key.id}")
+    print(f"token: {token}")
+    print("metis: the old token no longer works; save the new one now", file=sys.stderr)
+    return 0
+
+
+def list_keys(args: argparse.Namespace) -> int:
+    setup_django()
+    from identity.models import GatewayKey
+
+    rows = GatewayKey.objects.select_related("user", "team", "workspace").order_by("-id")
+    print(f"{'KEY_ID':<30} {'NAME':<24} {'STATUS':<8} {'USER':<14} {'TEAM':<14} WORKSPACE")
+    for key in rows:
+        user = key.user.username if key.user else "-"
+        team = key.team.name if key.team else "-"
+        print(
+            f"{key.id:<30} {key.name:<24} {key.status.value:<8} {user:<14} {team:<14} "
+            f"{key.workspace.path}"
+        )
+    return 0
+
+
+def find_key(key_id: str):  # -> GatewayKey
+    setup_django()
+    from identity.models import GatewayKey
+
+    try:
+        return GatewayKey.objects.get(pk=key_id)
+    except GatewayKey.DoesNotExist:
+        raise CommandError(f"no gateway key {key_id!r} (see 'metis gateway list-keys')") from None
+
+
+def lookup(model: type, field: str, value: str, what: str):
+    try:
+        return model.objects.get(**{field: value})
+    except model.DoesNotExist:
+        raise CommandError(
+            f"no {what} {value!r}; create it in the admin (metis serve → /admin/) first"
+        ) from None
+
+
+DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
+UNITS: dict[str, Callable[[int], timedelta]] = {
+    "m": lambda n: timedelta(minutes=n),
+    "h": lambda n: timedelta(hours=n),
+    "d": lambda n: timedelta(days=n),
+    "w": lambda n: timedelta(weeks=n),
+}
+
+
+def parse_expires(value: str) -> datetime:
+    from django.utils import timezone
+
+    text = value.strip().lower()
+    if match := DURATION.match(text):
+        amount = int(match.group(1))
+        if amount <= 0:
+            raise CommandError(f"--expires must be in the future, got {value!r}")
+        try:
+            return timezone.now() + UNITS[match.group(2)](amount)
+        except OverflowError:
+            raise CommandError(f"--expires {value!r} is too far in the future") from None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise CommandError(
+            f"--expires must look like 30d, 12h, 90m, 2w or 2027-01-31, got {value!r}"
+        ) from None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+    if moment <= timezone.now():
+        raise CommandError(f"--expires {value!r} is in the past")
+    return moment
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Metis settings: one module, configured from the environment.
+
+Secrets that are not given by the environment are generated once into
+METIS_HOME (never into the repository), so a fresh machine needs no setup.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from pathlib import Path
+
+import dj_database_url
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def envfloat(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+
+
+METIS_HOME = Path(os.environ.get("METIS_HOME") or Path.home() / ".metis").expanduser()
+
+
+def envsecret(name: str, make: callable) -> str:  # type: ignore[valid-type]
+    """The secret from the environment, else from METIS_HOME/secrets/<name>, made on first use."""
+    if os.environ.get(name):
+        return os.environ[name]
+    path = METIS_HOME / "secrets" / name
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = make()
+    # O_EXCL: when two processes start at once, the first one's secret wins.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
+
+
+SECRET_KEY = envsecret("METIS_SECRET_KEY", lambda: secrets.token_urlsafe(50))
+# Dedicated to gateway tokens, so rotating SECRET_KEY does not revoke every key.
+METIS_KEY_HASH_SECRET = envsecret("METIS_KEY_HASH_SECRET", lambda: secrets.token_urlsafe(32))
+# Fernet keys for provider credentials at rest; comma-separated, newest first (MultiFernet).
+METIS_ENCRYPTION_KEYS = envsecret("METIS_ENCRYPTION_KEY", lambda: Fernet.generate_key().decode())
+
+DEBUG = envbool("METIS_DEBUG", False)
+
+# Loopback names only: a web page cannot read the local dashboard via DNS rebinding.
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("METIS_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+    if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("METIS_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+# Which process this is: the gateway loads a minimal stack (no sessions, CSRF or auth
+# middleware); `metis serve` loads the admin and dashboard.
+METIS_ROLE = os.environ.get("METIS_ROLE", "serve")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "identity",
+    "analytics",
+    "gateway",
+]
+
+if METIS_ROLE == "gateway":
+    MIDDLEWARE: list[str] = []
+    ROOT_URLCONF = "metis_site.urls_gateway"
+else:
+    MIDDLEWARE = [
+        "django.middleware.security.SecurityMiddleware",
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "django_htmx.middleware.HtmxMiddleware",
+    ]
+    ROOT_URLCONF = "metis_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "metis_site.asgi.application"
+WSGI_APPLICATION = None
+
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{METIS_HOME / 'metis.db'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    METIS_HOME.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # Gateway, admin and CLI share one file: WAL lets readers run beside the writer,
+        # IMMEDIATE takes the write lock up front (no upgrade deadlocks), and the timeout
+        # waits out a brief lock instead of failing.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": envint("METIS_SQLITE_BUSY_TIMEOUT", 20),
+    }
+
+AUTH_USER_MODEL = "identity.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("METIS_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = None
+# Serve app static files straight from the packages: no collectstatic step for newcomers.
+WHITENOISE_USE_FINDERS = True
+# WhiteNoise serves files with sync iterators; under ASGI Django warns about each one.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous")
+
+# Upstream providers. The client-side ANTHROPIC_BASE_URL / OPENAI_BASE_URL are never read
+# here: a user who exported them for Claude Code must not get a loop.
+METIS_ANTHROPIC_API_KEY = os.environ.get("METIS_ANTHROPIC_API_KEY", "")
+METIS_ANTHROPIC_BASE_URL = os.environ.get("METIS_ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+METIS_OPENAI_API_KEY = os.environ.get("METIS_OPENAI_API_KEY", "")
+METIS_OPENAI_BASE_URL = os.environ.get("METIS_OPENAI_BASE_URL", "https://api.openai.com")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": os.environ.get("METIS_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+from analytics.api import api
+
+admin.site.site_header = "Metis operator console"
+admin.site.site_title = "Metis"
+admin.site.index_title = "Gateway keys, teams, budgets and providers"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", api.urls),
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+]
