@@ -103,7 +103,14 @@ class GatewayKeyAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["user", "team", "workspace"]
     list_filter = [StatusFilter, "team", "workspace", "created_at", "last_used_at"]
-    search_fields = ["id", "name", "token_prefix", "user__username", "team__name", "workspace__name"]
+    search_fields = [
+        "id",
+        "name",
+        "token_prefix",
+        "user__username",
+        "team__name",
+        "workspace__name",
+    ]
     readonly_fields = ["id", "token_prefix", "created_at", "last_used_at", "revoked_at"]
     autocomplete_fields = ["workspace", "user", "team"]
     date_hierarchy = "created_at"
