@@ -2,17 +2,88 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics import versioning
+from gateway import auth, metrics, routing
+from gateway.errors import GatewayError, Shape
+from gateway.proxy import forward
 
-api = NinjaAPI(title="Metis gateway", version=versioning.LATEST, urls_namespace="gateway")
+api = NinjaAPI(
+    title="Metis gateway",
+    version=versioning.LATEST,
+    urls_namespace="gateway",
+    docs_url=None,
+    openapi_url=None,
+)
 
 
-@api.get("/healthz", tags=["meta"])
+@api.exception_handler(GatewayError)
+def gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
+    return exc.render(getattr(request, "metis_shape", Shape.ANTHROPIC))
+
+
+@api.exception_handler(versioning.UnsupportedVersion)
+def unsupported_version(request: HttpRequest, exc: versioning.UnsupportedVersion) -> HttpResponse:
+    return JsonResponse(
+        {"detail": str(exc)}, status=400, headers={versioning.HEADER: versioning.LATEST}
+    )
+
+
+@api.post("/v1/messages")
+async def messages(request: HttpRequest) -> HttpResponse:
+    return await forward(request, Shape.ANTHROPIC)
+
+
+@api.post("/v1/messages/count_tokens")
+async def count_tokens(request: HttpRequest) -> HttpResponse:
+    return await forward(request, Shape.ANTHROPIC, record=False)
+
+
+@api.post("/v1/chat/completions")
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    return await forward(request, Shape.OPENAI)
+
+
+@api.get("/v1/models")
+async def models(request: HttpRequest) -> HttpResponse:
+    request.metis_shape = shape = models_shape(request)
+    caller = await auth.authenticate(request.headers)
+    listed = await routing.available_models(caller)
+    return JsonResponse(routing.models_page(listed, shape))
+
+
+@api.get("/v1/models/{path:model_id}")
+async def model(request: HttpRequest, model_id: str) -> HttpResponse:
+    request.metis_shape = shape = models_shape(request)
+    caller = await auth.authenticate(request.headers)
+    for entry in await routing.available_models(caller):
+        if entry.id == model_id:
+            return JsonResponse(routing.model_object(entry, shape))
+    raise GatewayError(404, f"Model {model_id!r} is not available to this key.", param="model")
+
+
+def models_shape(request: HttpRequest) -> Shape:
+    # Both SDK families call GET /v1/models; only Anthropic's sends anthropic-version.
+    return Shape.ANTHROPIC if "anthropic-version" in request.headers else Shape.OPENAI
+
+
+@api.get("/healthz")
 def healthz(request: HttpRequest, response: HttpResponse) -> dict:
     version = versioning.negotiate(request.headers.get(versioning.HEADER))
     for name, value in versioning.response_headers(version).items():
         response[name] = value
     return {"status": "ok", "api_version": version}
+
+
+@api.api_operation(["GET", "HEAD"], "/")
+def root(request: HttpRequest) -> HttpResponse:
+    # Some clients probe the base URL before their first call: answer at once.
+    return HttpResponse(b"Metis gateway\n", content_type="text/plain")
+
+
+@api.get("/metrics")
+def prometheus(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)

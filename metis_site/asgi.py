@@ -1,4 +1,9 @@
-"""ASGI entry point for both processes; METIS_ROLE (set by the CLI) picks the URLconf."""
+"""ASGI entry point for both processes; METIS_ROLE (set by the CLI) picks the URLconf.
+
+The gateway also answers ASGI lifespan: on shutdown (SIGTERM / Ctrl-C, after
+uvicorn has drained in-flight requests) it closes the upstream pools and writes
+every queued event before the process exits.
+"""
 
 from __future__ import annotations
 
@@ -8,4 +13,27 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+
+async def application(scope, receive, send) -> None:
+    if scope["type"] != "lifespan":
+        return await django_application(scope, receive, send)
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def shutdown() -> None:
+    from asgiref.sync import sync_to_async
+
+    from gateway import upstream
+    from gateway.events import writer
+
+    await upstream.close_sessions()
+    await sync_to_async(writer.close, thread_sensitive=False)()

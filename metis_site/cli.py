@@ -153,7 +153,7 @@ def run_uvicorn(host: str, port: int) -> None:
         "metis_site.asgi:application",
         host=host,
         port=port,
-        lifespan="off",
+        lifespan="on",
         access_log=False,
         log_level=os.environ.get("METIS_LOG_LEVEL", "info").lower(),
         timeout_graceful_shutdown=30,
@@ -181,10 +181,10 @@ def run_gateway(args: argparse.Namespace) -> int:
 
 
 def run_mock_provider(args: argparse.Namespace) -> int:
-    from gateway import mock_provider
+    from gateway import mock
 
     check_port_free(args.host, args.port)
-    mock_provider.run(args.host, args.port, token_delay=args.token_delay)
+    mock.run(args.host, args.port, token_delay=args.token_delay)
     return 0
 
 

@@ -157,6 +157,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": envint("METIS_SQLITE_BUSY_TIMEOUT", 20),
     }
+    # A file, not memory, so the gateway's threads and the tests share one database.
+    DATABASES["default"]["TEST"] = {"NAME": str(METIS_HOME / "test.db")}
 
 AUTH_USER_MODEL = "identity.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -171,6 +173,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("METIS_TIME_ZONE", "UTC")
 USE_I18N = False
 USE_TZ = True
+
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6.0's default, opted into now
 
 STATIC_URL = "/static/"
 STATIC_ROOT = None
@@ -194,3 +198,13 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": os.environ.get("METIS_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Gateway knobs.
+METIS_KEY_CACHE_SECONDS = envfloat("METIS_KEY_CACHE_SECONDS", 1.0)
+METIS_UPSTREAM_RETRIES = envint("METIS_UPSTREAM_RETRIES", 2)
+METIS_UPSTREAM_RETRY_SECONDS = envfloat("METIS_UPSTREAM_RETRY_SECONDS", 30.0)
+METIS_UPSTREAM_CONNECT_TIMEOUT = envfloat("METIS_UPSTREAM_CONNECT_TIMEOUT", 10.0)
+METIS_UPSTREAM_READ_TIMEOUT = envfloat("METIS_UPSTREAM_READ_TIMEOUT", 600.0)
+METIS_MAX_BODY_BYTES = envint("METIS_MAX_BODY_BYTES", 32 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = METIS_MAX_BODY_BYTES
+METIS_EVENT_SHUTDOWN_SECONDS = envfloat("METIS_EVENT_SHUTDOWN_SECONDS", 30.0)

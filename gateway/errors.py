@@ -1,0 +1,72 @@
+"""Gateway errors, raised anywhere on the hot path and rendered once, in the caller's shape.
+
+Anthropic: {"type": "error", "error": {"type": ..., "message": ...}}
+OpenAI:    {"error": {"message": ..., "type": ..., "param": ..., "code": ...}}
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import orjson
+from django.http import HttpResponse
+
+
+class Shape(StrEnum):
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+
+
+# status -> (Anthropic error type, OpenAI error type, OpenAI code)
+ERROR_TYPES: dict[int, tuple[str, str, str | None]] = {
+    400: ("invalid_request_error", "invalid_request_error", None),
+    401: ("authentication_error", "invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", "permission_error", "model_not_allowed"),
+    404: ("not_found_error", "invalid_request_error", "model_not_found"),
+    405: ("invalid_request_error", "invalid_request_error", "method_not_allowed"),
+    413: ("request_too_large", "invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "invalid_request_error", "unsupported_media_type"),
+    429: ("rate_limit_error", "rate_limit_exceeded", "rate_limit_exceeded"),
+    502: ("api_error", "api_error", "upstream_error"),
+    503: ("api_error", "api_error", "provider_not_configured"),
+    504: ("api_error", "api_error", "upstream_timeout"),
+}
+
+
+class GatewayError(Exception):
+    """An error the gateway answers itself (not one relayed from the provider)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        error_class: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.error_class = error_class or ERROR_TYPES.get(status, ("api_error",))[0].upper()
+        self.headers = headers or {}
+
+    def render(self, shape: Shape) -> HttpResponse:
+        anthropic_type, openai_type, code = ERROR_TYPES.get(status := self.status, ERROR_TYPES[502])
+        if shape is Shape.ANTHROPIC:
+            body = {"type": "error", "error": {"type": anthropic_type, "message": self.message}}
+        else:
+            error = {"message": self.message, "type": openai_type, "param": self.param}
+            body = {"error": {**error, "code": code}}
+        response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+        for name, value in self.headers.items():
+            response[name] = value
+        if status in (401, 403):
+            # Otherwise Claude Code retries an auth failure for about two minutes.
+            response["x-should-retry"] = "false"
+        return response
+
+
+def bad_request(message: str, *, param: str | None = None) -> GatewayError:
+    return GatewayError(400, message, param=param, error_class="INVALID_REQUEST")

@@ -1,0 +1,202 @@
+"""The event writer: the one place gateway events are inserted.
+
+The request path only appends to an in-memory queue; a background thread
+inserts in batches. No accepted event is lost: a locked or slow database is
+retried with backoff, `close()` (run at exit, after uvicorn has drained its
+requests on SIGTERM / Ctrl-C) writes everything still queued, and if the
+database still refuses then, the rest goes to a spool file in METIS_HOME
+that the next writer loads first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from ulid import ULID
+
+from analytics.models import Event
+from identity.models import GatewayKey
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    id: str
+    type: str
+    timestamp_us: int
+    payload_json: str
+    gateway_key_id: str | None = None
+
+
+class Clock:
+    """Monotonic ULIDs and timestamps: events of one call sort in the order they were
+    made, by id and by timestamp_us alike, even within one millisecond."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_us = 0
+        self._last_ulid = 0
+
+    def tick(self) -> tuple[str, int]:
+        with self._lock:
+            now_us = max(time.time_ns() // 1000, self._last_us + 1)
+            ms = now_us // 1000
+            if ms <= self._last_ulid >> 80:
+                value = self._last_ulid + 1
+            else:
+                value = (ms << 80) | secrets.randbits(79)  # top bit clear: room to increment
+            self._last_us, self._last_ulid = now_us, value
+        return str(ULID.from_int(value)), now_us
+
+
+clock = Clock()
+
+
+def make_event(type_: str, payload: dict, *, gateway_key_id: str | None = None) -> PendingEvent:
+    event_id, ts = clock.tick()
+    return PendingEvent(event_id, type_, ts, orjson.dumps(payload).decode(), gateway_key_id)
+
+
+class EventWriter:
+    def __init__(self, *, batch_size: int = 2000, linger: float = 0.02) -> None:
+        self.batch_size = batch_size
+        self.linger = linger
+        self._queue: deque[PendingEvent] = deque()
+        self._cv = threading.Condition()
+        self._busy = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.written = 0
+
+    def submit(self, events: Iterable[PendingEvent]) -> None:
+        with self._cv:
+            self._queue.extend(events)
+            if self._thread is None and not self._closed:
+                self._start()
+            self._cv.notify()
+        if self._closed:  # late events after shutdown began: write them ourselves
+            self._drain()
+
+    def _start(self) -> None:
+        self._load_spool()
+        self._thread = threading.Thread(target=self._run, name="metis-event-writer", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if not self._queue and self._closed:
+                    return
+            time.sleep(self.linger)  # let a burst gather into one transaction
+            self._drain()
+
+    def _drain(self, *, give_up_after: float | None = None) -> None:
+        while True:
+            with self._cv:
+                if not self._queue:
+                    self._cv.notify_all()
+                    return
+                batch = [
+                    self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))
+                ]
+                self._busy = True
+            try:
+                self._insert(batch, give_up_after=give_up_after)
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def _insert(self, batch: list[PendingEvent], *, give_up_after: float | None) -> None:
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                with transaction.atomic():
+                    Event.objects.bulk_create(
+                        [Event(e.id, e.type, e.timestamp_us, e.payload_json) for e in batch],
+                        ignore_conflicts=True,  # a spooled batch may have landed already
+                    )
+                    touch_keys(batch)
+                self.written += len(batch)
+                return
+            except DatabaseError as exc:
+                attempt += 1
+                if give_up_after is not None and time.monotonic() - started > give_up_after:
+                    spool(batch)
+                    return
+                log = logger.warning if attempt < 5 else logger.error
+                log("event write failed (attempt %d, %d events held): %s", attempt, len(batch), exc)
+                close_old_connections()
+                connection.close()
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted event is in the database (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._queue or self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cv.wait(remaining)
+        return True
+
+    def close(self) -> None:
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=settings.METIS_EVENT_SHUTDOWN_SECONDS)
+        # Whatever the thread could not write in time: try once more, then spool.
+        self._drain(give_up_after=settings.METIS_EVENT_SHUTDOWN_SECONDS)
+
+    def _load_spool(self) -> None:
+        for path in sorted(spool_dir().glob("events-*.jsonl")):
+            rows = [PendingEvent(**orjson.loads(line)) for line in path.read_bytes().splitlines()]
+            self._queue.extendleft(reversed(rows))
+            path.unlink()
+            logger.warning("loaded %d spooled events from %s", len(rows), path)
+
+
+def touch_keys(batch: list[PendingEvent]) -> None:
+    last: dict[str, int] = {}
+    for e in batch:
+        if e.gateway_key_id:
+            last[e.gateway_key_id] = max(last.get(e.gateway_key_id, 0), e.timestamp_us)
+    for key_id, ts in last.items():
+        GatewayKey.objects.filter(pk=key_id).update(
+            last_used_at=datetime.fromtimestamp(ts / 1e6, tz=UTC)
+        )
+
+
+def spool_dir() -> Path:
+    return Path(settings.METIS_HOME) / "spool"
+
+
+def spool(batch: list[PendingEvent]) -> None:
+    path = spool_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    target = path / f"events-{time.time_ns()}.jsonl"
+    target.write_bytes(b"\n".join(orjson.dumps(e) for e in batch))  # orjson encodes dataclasses
+    logger.error("database unavailable at shutdown: spooled %d events to %s", len(batch), target)
+
+
+writer = EventWriter()

@@ -1,0 +1,30 @@
+"""A fake Anthropic Messages and OpenAI Chat Completions provider, served over real HTTP.
+
+It backs the test suite, `metis demo` and the benchmarks. Replies are deterministic: the
+same request, streamed or not, gives the same text and the same usage.
+
+Endpoints: POST /v1/messages (also ?beta=true), POST /v1/messages/count_tokens,
+POST /v1/chat/completions, GET /v1/models (Anthropic shape when `anthropic-version` is sent),
+GET|DELETE /_mock/requests (the last 1000 calls), POST /_mock/reset (log, faults, cache).
+
+Steering a reply from the last user message (for clients that cannot set headers):
+  [[tool]]                    call the first tool, arguments built from its input schema
+  [[tool:NAME {"k": "v"}]]    call NAME with exactly these arguments
+  [[fault:SPEC id=ID]]        the same as the x-mock-fault / x-mock-fault-id headers
+
+Faults (`x-mock-fault: SPEC`): comma-separated parts, optionally `*N` to fire only for the
+first N requests with that spec and `x-mock-fault-id`:
+  429 | 500 | 529 | any 3-digit status    an error in the provider's format (429 has retry-after)
+  slow:S                                  wait S seconds before the first byte
+  cut:N                                   streams: close after N events; bodies: after half
+  hang                                    send a few events, then stall until the client leaves
+
+Other headers: x-mock-token-delay (seconds per streamed piece), x-mock-fixed: 1 (a precomputed
+reply, for benchmarks), x-mock-gzip: 1 (gzip the response if the client accepts it).
+"""
+
+from __future__ import annotations
+
+from gateway.mock.server import MockProviderThread, make_app, run, serve
+
+__all__ = ["MockProviderThread", "make_app", "run", "serve"]

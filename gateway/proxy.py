@@ -1,0 +1,218 @@
+"""THE hot path: a provider-shape call in, the provider's answer out, the call recorded.
+
+    request → auth (cached key) → parse → route → upstream (pooled, retried)
+            → response relayed (SSE event by event) → usage + price → events queued
+
+Nothing here waits on a database write. Disconnects: when the client goes away,
+Django cancels the view (non-streaming) or the relay generator (streaming);
+either way the `finally` closes the upstream connection and records the call
+with error_class CANCELLED and the usage seen so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.request import RawPostDataException
+from ulid import ULID
+
+from analytics.usage import Usage
+from gateway import auth, calls, routing, upstream
+from gateway.calls import Call
+from gateway.errors import GatewayError, Shape, bad_request
+from gateway.providers import openai as openai_adapter
+from gateway.sse import SSEParser
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+CHARS_PER_TOKEN = 4  # for estimating output when a cancelled stream carried no usage
+
+
+async def forward(request: HttpRequest, shape: Shape, *, record: bool = True) -> HttpResponse:
+    started = time.perf_counter()
+    request.metis_shape = shape  # for the exception handler in api.py
+    caller = await auth.authenticate(request.headers)
+    body = parse_body(request, shape, needs_max_tokens=record and shape is Shape.ANTHROPIC)
+    route = await routing.route(body, caller, shape)
+    if route.upstream.shape is not shape:
+        raise bad_request(
+            f"Model {route.model!r} is served in the {route.upstream.shape} shape; "
+            f"calling it through the {shape} endpoint is not supported yet.",
+            param="model",
+        )
+    call = Call(f"metis_{ULID()}", caller, route, shape, body.get("stream") is True, started)
+    changed, strip_usage_chunk = prepare_body(body, call)
+    upstream_request = route.upstream.adapter.build_request(
+        path=request.get_full_path(),
+        body=orjson.dumps(body) if changed else request.body,
+        client_headers=request.headers,
+        api_key=caller.provider_key or route.upstream.api_key,
+        base_url=route.upstream.base_url,
+    )
+    call.upstream_started = time.perf_counter()
+    try:
+        response, call.retries = await upstream.send(upstream_request, provider=route.upstream.name)
+    except BaseException as exc:
+        fail(call, exc, record=record)
+        raise
+    call.status, call.upstream_request_id = response.status, upstream_request_id(response)
+    if call.stream and response.status == 200 and is_event_stream(response):
+        stream = relay(response, call, strip_usage_chunk=strip_usage_chunk, record=record)
+        return StreamingHttpResponse(
+            stream, status=200, headers={**upstream.relayed_headers(response), **SSE_HEADERS}
+        )
+    return await respond(response, call, record=record)
+
+
+def parse_body(request: HttpRequest, shape: Shape, *, needs_max_tokens: bool) -> dict[str, Any]:
+    """Check only what the gateway itself needs; the provider validates the rest."""
+    try:
+        raw = request.body
+    except RawPostDataException:  # pragma: no cover - body always read once here
+        raw = b""
+    except Exception as exc:  # Django's RequestDataTooBig
+        raise GatewayError(413, f"Request body too large: {exc}") from None
+    if len(raw) > settings.METIS_MAX_BODY_BYTES:
+        raise GatewayError(413, f"Request body over {settings.METIS_MAX_BODY_BYTES} bytes.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request("Request body must be a JSON object.")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise bad_request("stream must be true or false", param="stream")
+    if not isinstance(body.get("messages"), list):
+        raise bad_request("messages is required and must be a list", param="messages")
+    max_tokens = body.get("max_tokens")
+    if needs_max_tokens and max_tokens is None:
+        raise bad_request("max_tokens is required", param="max_tokens")
+    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
+        raise bad_request("max_tokens must be a positive integer", param="max_tokens")
+    return body
+
+
+def prepare_body(body: dict[str, Any], call: Call) -> tuple[bool, bool]:
+    """Rewrite the body for upstream in place, only where needed: (changed, whether
+    the relay must drop the usage chunk the gateway asked for but the client did not).
+    An unchanged body is forwarded as the client's own bytes."""
+    changed = body.get("model") != call.route.model
+    body["model"] = call.route.model
+    if call.stream and call.route.upstream.adapter.name == "openai":
+        asked = openai_adapter.ensure_stream_usage(body)
+        return changed or not asked, not asked
+    return changed, False
+
+
+async def respond(response: aiohttp.ClientResponse, call: Call, *, record: bool) -> HttpResponse:
+    try:
+        content = await response.read()
+    except BaseException as exc:
+        fail(call, exc, record=record)
+        raise
+    finally:
+        response.release()
+    call.finished = time.perf_counter()
+    call.first_byte = call.finished
+    if response.status == 200:
+        call.usage = usage_of(call, content)
+    else:
+        call.error_class = f"UPSTREAM_{response.status}"
+    if record:
+        calls.record(call)
+    http = HttpResponse(content, status=response.status)
+    for name, value in upstream.relayed_headers(response).items():
+        http[name] = value
+    http["x-metis-request-id"] = call.request_id
+    http["x-metis-overhead-ms"] = f"{call.overhead_ms:.3f}"
+    if call.cost_usd is not None:
+        http["x-metis-cost-usd"] = format(call.cost_usd, "f")
+    return http
+
+
+async def relay(
+    response: aiohttp.ClientResponse, call: Call, *, strip_usage_chunk: bool, record: bool
+) -> AsyncIterator[bytes]:
+    """Relay SSE as it arrives, whole events at a time, reading usage from a parsed copy."""
+    adapter, parser, usage, text_chars = call.route.upstream.adapter, SSEParser(), Usage(), 0
+    try:
+        async for chunk in response.content.iter_any():
+            if call.first_byte is None:
+                call.first_byte = time.perf_counter()
+            out = []
+            for event in parser.feed(chunk):
+                usage = adapter.usage_from_event(event, usage)
+                text_chars += len(adapter.text_from_event(event))
+                if not (strip_usage_chunk and openai_adapter.is_usage_only_chunk(event)):
+                    out.append(event.raw)
+            if out:
+                yield b"".join(out)
+        if tail := b"".join(event.raw for event in parser.flush()):
+            yield tail
+    except (asyncio.CancelledError, GeneratorExit):
+        call.error_class = "CANCELLED"
+        raise
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        call.error_class = "UPSTREAM_STREAM_ERROR"
+        yield stream_error(call.inbound_shape, f"The provider's stream broke off: {exc}")
+    finally:
+        response.close()  # the provider sees the connection closed at once
+        call.finished = time.perf_counter()
+        if usage.output_tokens == 0 and text_chars:
+            usage = estimated(usage, text_chars)
+        call.usage = usage
+        if record:
+            calls.record(call)
+
+
+def fail(call: Call, exc: BaseException, *, record: bool) -> None:
+    if isinstance(exc, asyncio.CancelledError):
+        call.error_class = "CANCELLED"
+    elif isinstance(exc, GatewayError):
+        call.status, call.error_class = exc.status, exc.error_class
+    else:
+        call.status, call.error_class = 502, "UPSTREAM_ERROR"
+    if record:
+        calls.record(call)
+
+
+def usage_of(call: Call, content: bytes) -> Usage:
+    try:
+        return call.route.upstream.adapter.usage_from_body(orjson.loads(content))
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return Usage()
+
+
+def estimated(usage: Usage, text_chars: int) -> Usage:
+    output = max(1, text_chars // CHARS_PER_TOKEN)
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=output,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        estimated=True,
+    )
+
+
+def is_event_stream(response: aiohttp.ClientResponse) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def upstream_request_id(response: aiohttp.ClientResponse) -> str | None:
+    return response.headers.get("request-id") or response.headers.get("x-request-id")
+
+
+def stream_error(shape: Shape, message: str) -> bytes:
+    """An error event in the caller's SSE dialect, for failures after the stream began."""
+    if shape is Shape.ANTHROPIC:
+        error = {"type": "error", "error": {"type": "api_error", "message": message}}
+        return b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"
+    error = {"error": {"message": message, "type": "api_error", "code": "upstream_error"}}
+    return b"data: " + orjson.dumps(error) + b"\n\n"
