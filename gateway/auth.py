@@ -7,6 +7,7 @@ list or a new expiry takes effect within that time in every process.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,7 @@ class Caller:
 
 
 _cache: dict[str, tuple[float, KeySnapshot | None]] = {}
+_loading: dict[str, asyncio.Future[KeySnapshot | None]] = {}
 
 
 def _load(token_hash: str) -> KeySnapshot | None:
@@ -77,10 +79,20 @@ async def lookup(token: str) -> KeySnapshot | None:
     cached = _cache.get(token_hash)
     if cached is not None and now - cached[0] < settings.METIS_KEY_CACHE_SECONDS:
         return cached[1]
-    snapshot = await sync_to_async(_load)(token_hash)
+    # Single flight: when a key's entry expires under load, one query refreshes it
+    # and the other requests for that key wait for the same result.
+    pending = _loading.get(token_hash)
+    if pending is None:
+        pending = _loading[token_hash] = asyncio.ensure_future(_refresh(token_hash))
+        pending.add_done_callback(lambda _: _loading.pop(token_hash, None))
+    return await asyncio.shield(pending)
+
+
+async def _refresh(token_hash: str) -> KeySnapshot | None:
+    snapshot = await sync_to_async(_load, thread_sensitive=False)(token_hash)
     if len(_cache) > 10_000:  # unknown tokens are cached too; keep a guessing client bounded
         _cache.clear()
-    _cache[token_hash] = (now, snapshot)
+    _cache[token_hash] = (time.monotonic(), snapshot)
     return snapshot
 
 

@@ -76,6 +76,7 @@ def price(call: Call) -> None:
 def record(call: Call) -> None:
     """Price the call and queue its events. Never raises: a call must not fail
     because its accounting did; the failure is logged loudly instead."""
+    metrics.in_flight.dec()
     try:
         call.finished = call.finished or time.perf_counter()
         if call.usage.input_tokens or call.usage.output_tokens:  # cancelled calls are billed too

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 registry = CollectorRegistry(auto_describe=True)
 
@@ -24,3 +24,4 @@ upstream_latency = Histogram(
 )  # fmt: skip
 tokens = Counter("metis_tokens", "Tokens by kind", ["provider", "model", "kind"], registry=registry)
 cost = Counter("metis_cost_usd", "Priced spend in USD", ["provider", "model"], registry=registry)
+in_flight = Gauge("metis_calls_in_flight", "Calls accepted and not yet recorded", registry=registry)

@@ -21,12 +21,12 @@ import orjson
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
-from ulid import ULID
 
 from analytics.usage import Usage
-from gateway import auth, calls, routing, upstream
+from gateway import auth, calls, metrics, routing, upstream
 from gateway.calls import Call
 from gateway.errors import GatewayError, Shape, bad_request
+from gateway.events import new_id
 from gateway.providers import openai as openai_adapter
 from gateway.sse import SSEParser
 
@@ -46,7 +46,7 @@ async def forward(request: HttpRequest, shape: Shape, *, record: bool = True) ->
             f"calling it through the {shape} endpoint is not supported yet.",
             param="model",
         )
-    call = Call(f"metis_{ULID()}", caller, route, shape, body.get("stream") is True, started)
+    call = Call(f"metis_{new_id()}", caller, route, shape, body.get("stream") is True, started)
     changed, strip_usage_chunk = prepare_body(body, call)
     upstream_request = route.upstream.adapter.build_request(
         path=request.get_full_path(),
@@ -56,6 +56,8 @@ async def forward(request: HttpRequest, shape: Shape, *, record: bool = True) ->
         base_url=route.upstream.base_url,
     )
     call.upstream_started = time.perf_counter()
+    if record:
+        metrics.in_flight.inc()  # decremented when calls.record() takes the call
     try:
         response, call.retries = await upstream.send(upstream_request, provider=route.upstream.name)
     except BaseException as exc:

@@ -10,6 +10,7 @@ then the workspace default. The step that decided is recorded in
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import os
@@ -113,14 +114,24 @@ def _load_catalog() -> Catalog:
 
 
 _catalog: tuple[float, Catalog] | None = None
+_catalog_loading: asyncio.Future[Catalog] | None = None
 
 
 async def catalog() -> Catalog:
+    """The cached catalog; one refresh at a time however many requests find it stale."""
+    global _catalog_loading
+    if _catalog is not None and time.monotonic() - _catalog[0] < settings.METIS_KEY_CACHE_SECONDS:
+        return _catalog[1]
+    if _catalog_loading is None or _catalog_loading.done():
+        _catalog_loading = asyncio.ensure_future(_refresh_catalog())
+    return await asyncio.shield(_catalog_loading)
+
+
+async def _refresh_catalog() -> Catalog:
     global _catalog
-    now = time.monotonic()
-    if _catalog is None or now - _catalog[0] >= settings.METIS_KEY_CACHE_SECONDS:
-        _catalog = (now, await sync_to_async(_load_catalog)())
-    return _catalog[1]
+    loaded = await sync_to_async(_load_catalog, thread_sensitive=False)()
+    _catalog = (time.monotonic(), loaded)
+    return loaded
 
 
 def price_overrides() -> tuple[dict[str, Price], dict[str, Price]]:
@@ -131,8 +142,8 @@ def price_overrides() -> tuple[dict[str, Price], dict[str, Price]]:
 
 
 def forget_catalog() -> None:
-    global _catalog
-    _catalog = None
+    global _catalog, _catalog_loading
+    _catalog, _catalog_loading = None, None
 
 
 def resolve_name(name: str, cat: Catalog) -> tuple[Upstream, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -79,6 +80,15 @@ class GatewayKeyForm(forms.ModelForm):
     class Meta:
         model = GatewayKey
         fields = ["name", "workspace", "user", "team", "allowed_models", "expires_at"]
+
+    def validate_unique(self) -> None:
+        super().validate_unique()
+        # Django skips the live-name constraint here because its condition reads
+        # revoked_at, which is not on the form; without this a clash is an IntegrityError.
+        try:
+            self.instance.validate_constraints()
+        except ValidationError as exc:
+            self.add_error(None, exc)
 
 
 class QuotaInline(admin.TabularInline):
@@ -173,6 +183,11 @@ class GatewayKeyAdmin(admin.ModelAdmin):
 
 
 class ProviderCredentialForm(forms.ModelForm):
+    base_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text="Required for OpenAI-compatible servers; blank = the provider's own.",
+    )
     api_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),

@@ -188,10 +188,6 @@ class GatewayKey(models.Model):
     def status(self) -> Status:
         return self.status_at(timezone.now())
 
-    def allows_model(self, *names: str) -> bool:
-        """True when the key has no model list, or any of the given names is on it."""
-        return not self.allowed_models or any(n in self.allowed_models for n in names)
-
     def clean(self) -> None:
         if not isinstance(self.allowed_models, list) or not all(
             isinstance(m, str) and m.strip() for m in self.allowed_models

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import os
 
+import django
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
 
-django_application = get_asgi_application()
+if os.environ.get("METIS_ROLE") == "gateway":
+    django.setup(set_prefix=False)
+    from gateway.handler import GatewayASGIHandler, drop_request_db_housekeeping
+
+    drop_request_db_housekeeping()
+    django_application = GatewayASGIHandler()
+else:
+    django_application = get_asgi_application()
 
 
 async def application(scope, receive, send) -> None:

@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock = commands.add_parser("mock-provider", help="run the built-in mock LLM provider")
     add_bind_arguments(mock, port=8423)
     mock.add_argument("--token-delay", type=float, default=0.02, help="seconds between tokens")
+    mock.add_argument("--fixed", action="store_true", help="precomputed replies (benchmarks)")
     mock.set_defaults(handler=run_mock_provider, role="cli")
 
     manage = commands.add_parser("manage", help="run a Django management command")
@@ -147,8 +148,13 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def run_uvicorn(host: str, port: int) -> None:
+    import signal
+
     import uvicorn
 
+    # uvicorn drains on SIGTERM, then re-raises it so the process dies by the signal
+    # (exit status -15 / 143). A clean, drained shutdown exits 0 instead, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "metis_site.asgi:application",
         host=host,
@@ -184,7 +190,7 @@ def run_mock_provider(args: argparse.Namespace) -> int:
     from gateway import mock
 
     check_port_free(args.host, args.port)
-    mock.run(args.host, args.port, token_delay=args.token_delay)
+    mock.run(args.host, args.port, token_delay=args.token_delay, fixed=args.fixed)
     return 0
 
 

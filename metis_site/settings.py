@@ -174,8 +174,6 @@ TIME_ZONE = os.environ.get("METIS_TIME_ZONE", "UTC")
 USE_I18N = False
 USE_TZ = True
 
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6.0's default, opted into now
-
 STATIC_URL = "/static/"
 STATIC_ROOT = None
 # Serve app static files straight from the packages: no collectstatic step for newcomers.

@@ -84,7 +84,7 @@ async def messages(ex: Exchange) -> web.StreamResponse:
     if failed := await apply_fault(ex, prompt.last_user_text, error):
         return failed
     stream = body.get("stream") is True
-    if ex.request.headers.get("x-mock-fixed") == "1":
+    if ex.state.always_fixed or ex.request.headers.get("x-mock-fixed") == "1":
         key = ("anthropic", body["model"], stream)
         fixed = ex.state.fixed_body(key, lambda: _fixed(body, stream))
         if stream:
@@ -132,21 +132,21 @@ def prompt_from(body: dict[str, Any]) -> Prompt:
         for t in body.get("tools") or []
         if isinstance(t, dict) and isinstance(t.get("name"), str)
     ]
-    choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
+    choice = _mapping(body.get("tool_choice"))
     forced = {"any": ANY_TOOL, "tool": choice.get("name")}.get(choice.get("type", "auto"))
     if choice.get("type") == "none":
         tools = []
-    stops = body.get("stop_sequences") if isinstance(body.get("stop_sequences"), list) else []
-    thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+    stops = body.get("stop_sequences")
+    stops = stops if isinstance(stops, list) else []
     return Prompt(
         model=body["model"],
         last_user_text=_text_of(blocks),
         tool_result=tool_result,
         tools=tools,
         forced_tool=forced,
-        max_tokens=body.get("max_tokens"),
+        max_tokens=max_tokens if isinstance(max_tokens := body.get("max_tokens"), int) else None,
         stop_sequences=[s for s in stops if isinstance(s, str)],
-        thinking=thinking.get("type") in ("enabled", "adaptive"),
+        thinking=_mapping(body.get("thinking")).get("type") in ("enabled", "adaptive"),
     )
 
 
@@ -229,6 +229,7 @@ def _events(message: dict[str, Any], reply: Reply) -> list[Event]:
     head["usage"] = {**usage, "output_tokens": min(1, usage["output_tokens"])}
     events = [(_sse("message_start", {"type": "message_start", "message": head}), False)]
     for index, block in enumerate(message["content"]):
+        start: dict[str, Any]
         deltas: list[dict[str, Any]]
         if block["type"] == "thinking":
             start = {"type": "thinking", "thinking": "", "signature": ""}
@@ -286,6 +287,8 @@ def _invalid(ex: Exchange, *, needs_max_tokens: bool) -> web.Response | None:
         return error(400, "model: Field required")
     if not isinstance(body.get("messages"), list):
         return error(400, "messages: Field required")
+    if not isinstance(body.get("tools", []), list):
+        return error(400, "tools: Input should be a valid list")
     max_tokens = body.get("max_tokens")
     if needs_max_tokens and (not isinstance(max_tokens, int) or max_tokens < 1):
         return error(400, "max_tokens: Field required (an integer >= 1)")
@@ -304,6 +307,10 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _text_of(content: Any) -> str:

@@ -65,7 +65,7 @@ async def chat_completions(ex: Exchange) -> web.StreamResponse:
     stream = body.get("stream") is True
     options = body.get("stream_options")
     with_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-    if ex.request.headers.get("x-mock-fixed") == "1":
+    if ex.state.always_fixed or ex.request.headers.get("x-mock-fixed") == "1":
         key = ("openai", body["model"], stream, with_usage)
         fixed = ex.state.fixed_body(key, lambda: _fixed(body["model"], stream, with_usage))
         if stream:
@@ -191,10 +191,12 @@ def _events(completion: dict[str, Any], reply: Reply, with_usage: bool) -> list[
         return b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
 
     message = completion["choices"][0]["message"]
+    deltas: list[dict[str, Any]]
     if reply.tool:
         call = message["tool_calls"][0]
         opening = {**call, "index": 0, "function": {"name": reply.tool.name, "arguments": ""}}
-        first = {"role": "assistant", "content": None, "tool_calls": [opening], "refusal": None}
+        first: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [opening]}
+        first["refusal"] = None
         deltas = [
             {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
             for piece in reply.tool.pieces
@@ -230,6 +232,8 @@ def _invalid(ex: Exchange) -> web.Response | None:
         return error(400, "you must provide a model parameter")
     if not isinstance(body.get("messages"), list) or not body["messages"]:
         return error(400, "'messages' must be a non-empty array")
+    if not isinstance(body.get("tools", []), list):
+        return error(400, "'tools' must be an array")
     return None
 
 

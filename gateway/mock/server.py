@@ -15,10 +15,11 @@ from gateway.mock import anthropic, openai
 from gateway.mock.wire import STATE, MockState
 
 
-def make_app(*, token_delay: float = 0.0) -> web.Application:
-    """Both provider shapes on one app; `token_delay` seconds between streamed pieces."""
+def make_app(*, token_delay: float = 0.0, fixed: bool = False) -> web.Application:
+    """Both provider shapes on one app; `token_delay` seconds between streamed pieces;
+    `fixed`: every reply is the precomputed one (as with `x-mock-fixed: 1`)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)  # Claude Code sends multi-MB prompts
-    app[STATE] = MockState(token_delay=token_delay)
+    app[STATE] = MockState(token_delay=token_delay, always_fixed=fixed)
     app.router.add_post("/v1/messages", anthropic.messages)
     app.router.add_post("/v1/messages/count_tokens", anthropic.count_tokens)
     app.router.add_post("/v1/chat/completions", openai.chat_completions)
@@ -29,9 +30,9 @@ def make_app(*, token_delay: float = 0.0) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, *, token_delay: float = 0.0) -> None:
+async def serve(host: str, port: int, *, token_delay: float = 0.0, fixed: bool = False) -> None:
     """Serve until cancelled, printing the URL once the socket is bound."""
-    runner, url = await _start(make_app(token_delay=token_delay), host, port)
+    runner, url = await _start(make_app(token_delay=token_delay, fixed=fixed), host, port)
     print(f"mock provider listening on {url}", flush=True)
     try:
         await asyncio.Event().wait()
@@ -39,10 +40,10 @@ async def serve(host: str, port: int, *, token_delay: float = 0.0) -> None:
         await runner.cleanup()
 
 
-def run(host: str, port: int, token_delay: float = 0.0) -> None:
+def run(host: str, port: int, token_delay: float = 0.0, fixed: bool = False) -> None:
     """Blocking entry point for `metis mock-provider`; Ctrl-C stops it quietly."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(host, port, token_delay=token_delay))
+        asyncio.run(serve(host, port, token_delay=token_delay, fixed=fixed))
 
 
 class MockProviderThread:

@@ -46,6 +46,7 @@ class PromptCache:
 @dataclass(slots=True)
 class MockState:
     token_delay: float = 0.0
+    always_fixed: bool = False  # `metis mock-provider --fixed`: every reply precomputed (bench/)
     requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_SIZE))
     faults: FaultCounter = field(default_factory=FaultCounter)
     cache: PromptCache = field(default_factory=PromptCache)

@@ -20,6 +20,7 @@ Quirks this adapter exists for:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from gateway.providers.base import (
@@ -78,7 +79,11 @@ class Anthropic:
         if kind == "message_start":  # the first usage of the message: start from zero
             message = payload.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
-            return _read(usage, Usage()) if isinstance(usage, dict) else so_far
+            if not isinstance(usage, dict):
+                return so_far
+            # Its output_tokens is a placeholder (1); the real count comes cumulatively in
+            # message_delta. Left at 0, a stream that ends before one is estimated from its text.
+            return replace(_read(usage, Usage()), output_tokens=0)
         if kind == "message_delta":
             usage = payload.get("usage")
             return _read(usage, so_far) if isinstance(usage, dict) else so_far

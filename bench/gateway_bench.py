@@ -1,0 +1,243 @@
+"""What the gateway costs over calling the provider directly.
+
+    uv run python bench/gateway_bench.py [--quick]
+
+Starts the mock provider (fixed replies) and `metis gateway` as real processes,
+the gateway pinned to core 0 and the mock plus this load generator to core 1,
+then prints for both shapes, streamed and not:
+  - added latency p50 / p99 at concurrency 1 (gateway minus direct),
+  - requests/s and p99 at concurrency 64,
+  - streaming time-to-first-byte overhead p50 at concurrency 64,
+  - gateway CPU per request and peak RSS,
+and finally sends a 20,000-request run, stops the gateway with SIGTERM and
+counts the llm.call_completed events written (must equal requests sent).
+Results also go to bench/results/gateway.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = [
+    ("anthropic", False),
+    ("anthropic", True),
+    ("openai", False),
+    ("openai", True),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], env: dict[str, str], core: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "metis_site.cli", *args]
+    if os.cpu_count() and os.cpu_count() > core:
+        command = ["taskset", "-c", str(core), *command]
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def wait_for(url: str, timeout: float = 30) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not come up") from None
+            time.sleep(0.1)
+
+
+def request_for(shape: str, stream: bool, base: str, key: str) -> tuple[str, dict, bytes]:
+    if shape == "anthropic":
+        body = {
+            "model": "claude-haiku-4-5",
+            "max_tokens": 64,
+            "stream": stream,
+            "messages": [{"role": "user", "content": "Say hello."}],
+        }
+        headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+        return f"{base}/v1/messages", headers, json.dumps(body).encode()
+    body = {
+        "model": "gpt-5-mini",
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Say hello."}],
+    }
+    headers = {"authorization": f"Bearer {key}"}
+    return f"{base}/v1/chat/completions", headers, json.dumps(body).encode()
+
+
+async def load(url: str, headers: dict, body: bytes, *, total: int, concurrency: int) -> dict:
+    """Send `total` requests, `concurrency` at a time; latency and time to first byte."""
+    headers = {**headers, "content-type": "application/json"}
+    latencies: list[float] = []
+    ttfb: list[float] = []
+    errors = 0
+    remaining = total
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal remaining, errors
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                async with session.post(url, headers=headers, data=body) as response:
+                    first = None
+                    async for _ in response.content.iter_any():
+                        first = first or time.perf_counter()
+                    if response.status != 200:
+                        errors += 1
+                end = time.perf_counter()
+                latencies.append(end - started)
+                ttfb.append((first or end) - started)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return {
+        "latencies": latencies,
+        "ttfb": ttfb,
+        "rps": total / elapsed,
+        "errors": errors,
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
+    args = parser.parse_args()
+    n1, n64, n_events = (300, 2000, 2000) if args.quick else (2000, 10000, 20000)
+    if os.cpu_count() and os.cpu_count() > 1:
+        os.sched_setaffinity(0, {1})
+
+    home = tempfile.mkdtemp(prefix="metis-bench-")
+    mock_port, gw_port = free_port(), free_port()
+    mock_url, gw_url = f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{gw_port}"
+    env = {
+        **os.environ,
+        "METIS_HOME": home,
+        "METIS_LOG_LEVEL": "WARNING",
+        "METIS_ANTHROPIC_BASE_URL": mock_url,
+        "METIS_OPENAI_BASE_URL": mock_url,
+        "METIS_ANTHROPIC_API_KEY": "sk-bench",
+        "METIS_OPENAI_API_KEY": "sk-bench",
+    }
+    env.pop("DATABASE_URL", None)
+    issued = subprocess.run(
+        [sys.executable, "-m", "metis_site.cli", "gateway", "issue-key", "--name", "bench",
+         "--workspace", home],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    token = issued.split("token: ")[1].split()[0]
+    mock = start(["mock-provider", "--port", str(mock_port), "--fixed"], env, core=1)
+    gateway = start(["gateway", "--port", str(gw_port)], env, core=0)
+    sent = 0
+    results: dict[str, dict] = {}
+    try:
+        wait_for(f"{gw_url}/healthz")
+        wait_for(f"{mock_url}/_mock/requests")
+        for shape, stream in CASES:
+            name = f"{shape} {'stream' if stream else 'json'}"
+            direct = request_for(shape, stream, mock_url, "sk-bench")
+            via = request_for(shape, stream, gw_url, token)
+            asyncio.run(load(*via, total=200, concurrency=8))  # warm up pools and caches
+            sent += 200
+            d1 = asyncio.run(load(*direct, total=n1, concurrency=1))
+            g1 = asyncio.run(load(*via, total=n1, concurrency=1))
+            d64 = asyncio.run(load(*direct, total=n64, concurrency=64))
+            cpu_before = cpu_seconds(gateway.pid)
+            g64 = asyncio.run(load(*via, total=n64, concurrency=64))
+            cpu_per_request = (cpu_seconds(gateway.pid) - cpu_before) / n64
+            sent += n1 + n64
+            results[name] = {
+                "added_p50_ms_c1": pct(g1["latencies"], 0.5) - pct(d1["latencies"], 0.5),
+                "added_p99_ms_c1": pct(g1["latencies"], 0.99) - pct(d1["latencies"], 0.99),
+                "rps_c64": g64["rps"],
+                "direct_rps_c64": d64["rps"],
+                "p99_ms_c64": pct(g64["latencies"], 0.99),
+                "ttfb_overhead_p50_ms_c64": pct(g64["ttfb"], 0.5) - pct(d64["ttfb"], 0.5),
+                "cpu_ms_per_request": cpu_per_request * 1000,
+                "errors": g1["errors"] + g64["errors"],
+            }
+            print_row(name, results[name])
+        via = request_for("anthropic", False, gw_url, token)
+        big = asyncio.run(load(*via, total=n_events, concurrency=64))
+        sent += n_events
+        rss = peak_rss_mb(gateway.pid)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(120)
+        mock.terminate()
+    db = sqlite3.connect(Path(home) / "metis.db")
+    recorded = db.execute("SELECT count(*) FROM events WHERE type='llm.call_completed'").fetchone()
+    summary = {
+        "cases": results,
+        "peak_rss_mb": rss,
+        "events_run": {"requests": n_events, "errors": big["errors"], "rps": big["rps"]},
+        "requests_sent": sent,
+        "llm_call_completed_events": recorded[0],
+        "events_lost": sent - recorded[0],
+    }
+    print(f"\npeak RSS {rss:.1f} MB; {n_events} requests at c=64: {big['rps']:.0f} req/s")
+    print(
+        f"requests sent {sent}, llm.call_completed events {recorded[0]}, lost {sent - recorded[0]}"
+    )
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "gateway.json").write_text(json.dumps(summary, indent=2))
+
+
+def print_row(name: str, r: dict) -> None:
+    if not hasattr(print_row, "header"):
+        print_row.header = True  # type: ignore[attr-defined]
+        print(
+            f"{'case':<16} {'+p50 c1':>8} {'+p99 c1':>8} {'req/s c64':>10} {'direct':>8} "
+            f"{'p99 c64':>8} {'+TTFB c64':>9} {'CPU/req':>8} {'errors':>6}"
+        )
+    print(
+        f"{name:<16} {r['added_p50_ms_c1']:>7.2f}ms {r['added_p99_ms_c1']:>6.2f}ms "
+        f"{r['rps_c64']:>10.0f} {r['direct_rps_c64']:>8.0f} {r['p99_ms_c64']:>6.1f}ms "
+        f"{r['ttfb_overhead_p50_ms_c64']:>7.2f}ms {r['cpu_ms_per_request']:>6.2f}ms "
+        f"{r['errors']:>6}"
+    )
+
+
+if __name__ == "__main__":
+    main()
