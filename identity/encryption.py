@@ -26,6 +26,10 @@ def _fernet(keys: str) -> MultiFernet:
         ) from exc
 
 
+def check_keys() -> None:
+    _fernet(settings.METIS_ENCRYPTION_KEYS)
+
+
 def encrypt(plaintext: str) -> str:
     return _fernet(settings.METIS_ENCRYPTION_KEYS).encrypt(plaintext.encode()).decode()
 

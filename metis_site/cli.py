@@ -110,6 +110,9 @@ def setup_django(*, migrate: bool = True) -> None:
 
     try:
         django.setup()
+        from identity import encryption
+
+        encryption.check_keys()  # a bad METIS_ENCRYPTION_KEY fails at start, not mid-request
     except ImproperlyConfigured as exc:
         raise CommandError(str(exc)) from None
     if migrate:

@@ -148,6 +148,10 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{METIS_HOME / 'meti
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     METIS_HOME.mkdir(parents=True, exist_ok=True)
+    # Owner-only, like the secrets: SQLite gives its -wal and -shm files the same mode.
+    database_file = Path(DATABASES["default"]["NAME"])
+    if not database_file.exists() and str(database_file) != ":memory:":
+        os.close(os.open(database_file, os.O_CREAT | os.O_WRONLY, 0o600))
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         # Gateway, admin and CLI share one file: WAL lets readers run beside the writer,

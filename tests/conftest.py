@@ -6,7 +6,7 @@ custom User model, logged in); they are used as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connection
@@ -26,3 +26,17 @@ def database_text(db: None) -> Callable[[], str]:
         return "\n".join(values)
 
     return dump
+
+
+@pytest.fixture(scope="session", autouse=True)
+def end_gateway_connections(django_db_setup: None, django_db_blocker) -> Iterator[None]:
+    """The gateway's threads (event writer, executor) keep their PostgreSQL connections
+    open, as they should in production; end them before the test database is dropped."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

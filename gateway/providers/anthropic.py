@@ -94,7 +94,9 @@ class Anthropic:
             return ""
         payload = load_json(event.data)
         delta = payload.get("delta") if isinstance(payload, dict) else None
-        text = delta.get(_TEXT_FIELDS.get(delta.get("type"), "")) if isinstance(delta, dict) else ""
+        if not isinstance(delta, dict) or not isinstance(kind := delta.get("type"), str):
+            return ""  # garbage from upstream must not break the relay
+        text = delta.get(_TEXT_FIELDS.get(kind, ""))
         return text if isinstance(text, str) else ""
 
 

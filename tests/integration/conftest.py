@@ -14,12 +14,12 @@ import httpx
 import orjson
 import pytest
 import uvicorn
-from django.core.handlers.asgi import ASGIHandler
 from django.test import override_settings
 
 from analytics.models import Event
 from gateway import auth, metrics, routing, upstream
 from gateway.events import writer
+from gateway.handler import GatewayASGIHandler
 from gateway.mock import MockProviderThread
 from tests.factories import make_key, make_team, make_user, make_workspace
 
@@ -52,7 +52,7 @@ class Gateway:
 
 
 class ServerThread(threading.Thread):
-    def __init__(self, app: ASGIHandler) -> None:
+    def __init__(self, app: GatewayASGIHandler) -> None:
         super().__init__(daemon=True)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -96,7 +96,7 @@ def gateway(
     httpx.delete(f"{mock_provider.url}/_mock/requests")
     auth.forget_cached_keys()
     routing.forget_catalog()
-    with override_settings(**GATEWAY_SETTINGS), ServerThread(ASGIHandler()) as server:
+    with override_settings(**GATEWAY_SETTINGS), ServerThread(GatewayASGIHandler()) as server:
         yield Gateway(url=f"http://127.0.0.1:{server.port}", mock=mock_provider)
         assert writer.flush()
     auth.forget_cached_keys()

@@ -1,0 +1,107 @@
+"""The real Claude Code CLI (`claude -p`) against the gateway and the mock provider:
+a plain prompt, then a turn where Claude Code runs a tool and sends its result back.
+
+Install: `npm install -g @anthropic-ai/claude-code`. Skipped when `claude` is missing,
+except in CI (`CI` set), where a missing CLI fails the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.factories import make_key
+
+pytestmark = pytest.mark.claude_code
+
+CLAUDE = shutil.which("claude")
+MISSING = "the Claude Code CLI is not installed (npm install -g @anthropic-ai/claude-code)"
+TIMEOUT = 120
+
+
+@pytest.fixture
+def claude() -> str:
+    if CLAUDE is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{MISSING}; in CI it must be")
+        pytest.skip(MISSING)
+    return CLAUDE
+
+
+def run_claude(claude: str, gateway, token: str, prompt: str, tmp_path: Path, *flags: str) -> dict:
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir(exist_ok=True)
+    work.mkdir(exist_ok=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": gateway.url,
+        "ANTHROPIC_API_KEY": token,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    }
+    done = subprocess.run(
+        [claude, "-p", prompt, "--output-format", "json", "--max-turns", "4", *flags],
+        env=env, cwd=work, capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    sent = [(r["method"], r["path"], r.get("status")) for r in gateway.upstream_requests()]
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nupstream saw: {sent}"
+    return json.loads(done.stdout)
+
+
+def calls_of(gateway, key_id: str) -> list[dict]:
+    return [e for e in gateway.events("llm.call_completed") if e["gateway_key_id"] == key_id]
+
+
+@pytest.fixture
+def key(transactional_db):
+    return make_key(name="claude-code")
+
+
+def test_claude_code_gets_the_mock_reply_through_the_gateway(claude, gateway, key, tmp_path):
+    gateway_key, token = key
+    result = run_claude(claude, gateway, token, "Say hello to Metis", tmp_path)
+    assert result["is_error"] is False
+    assert "Hello from mock" in result["result"]
+    # (the mock echoes the start of the last user message: Claude Code puts a
+    # <system-reminder> block before the prompt, so the prompt itself is cut off)
+    calls = calls_of(gateway, gateway_key.id)
+    assert calls
+    assert all(c["status"] == 200 for c in calls)
+    messages = [r for r in gateway.upstream_requests() if r["path"] == "/v1/messages"]
+    assert messages
+    assert all(r["headers"]["x-api-key"] != token for r in messages)
+
+
+def test_claude_code_runs_a_tool_and_sends_its_result_back(claude, gateway, key, tmp_path):
+    gateway_key, token = key
+    note = tmp_path / "note.txt"
+    note.write_text("metis-read-ok\n")
+    directive = json.dumps({"file_path": str(note)})
+    result = run_claude(
+        claude, gateway, token, f"Read the note [[tool:Read {directive}]]", tmp_path,
+        "--allowedTools", "Read",
+    )  # fmt: skip
+    assert result["is_error"] is False
+    assert "Tool said:" in result["result"]
+    assert "metis-read-ok" in result["result"]
+    calls = calls_of(gateway, gateway_key.id)
+    assert len(calls) >= 2
+    assert all(c["status"] == 200 for c in calls)
+    bodies = [r["body"] for r in gateway.upstream_requests() if r["path"] == "/v1/messages"]
+    tool_results = [
+        block
+        for body in bodies
+        for message in body.get("messages", [])
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
+    assert tool_results
