@@ -7,7 +7,9 @@ the gateway pinned to core 0 and the mock plus this load generator to core 1,
 then prints for both shapes, streamed and not:
   - added latency p50 / p99 at concurrency 1 (gateway minus direct),
   - requests/s and p99 at concurrency 64,
-  - streaming time-to-first-byte overhead p50 at concurrency 64,
+  - streaming time-to-first-byte overhead p50 at concurrency 64, against a second mock
+    that streams tokens 20 ms apart like a real model (so 64 streams are in flight at
+    once without saturating anything; against the fixed mock, c=64 measures queueing),
   - gateway CPU per request and peak RSS,
 and finally sends a 20,000-request run, stops the gateway with SIGTERM and
 counts the llm.call_completed events written (must equal requests sent).
@@ -122,6 +124,20 @@ async def load(url: str, headers: dict, body: bytes, *, total: int, concurrency:
     }
 
 
+def realistic_ttfb(shape: str, mock_url: str, gateway_url: str, token: str) -> dict:
+    """TTFB overhead at c=64 with streams that last (tokens 20 ms apart)."""
+    direct = asyncio.run(load(*request_for(shape, True, mock_url, "sk-bench"), total=640,
+                              concurrency=64))  # fmt: skip
+    via = request_for(shape, True, gateway_url, token)
+    asyncio.run(load(*via, total=64, concurrency=64))  # warm up
+    routed = asyncio.run(load(*via, total=640, concurrency=64))
+    return {
+        "realistic_ttfb_overhead_p50_ms_c64": pct(routed["ttfb"], 0.5) - pct(direct["ttfb"], 0.5),
+        "realistic_ttfb_overhead_p99_ms_c64": pct(routed["ttfb"], 0.99) - pct(direct["ttfb"], 0.99),
+        "realistic_requests": 704,
+    }
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
@@ -148,8 +164,9 @@ def main() -> None:
         os.sched_setaffinity(0, {1})
 
     home = tempfile.mkdtemp(prefix="metis-bench-")
-    mock_port, gw_port = free_port(), free_port()
+    mock_port, slow_port, gw_port = free_port(), free_port(), free_port()
     mock_url, gw_url = f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{gw_port}"
+    slow_url = f"http://127.0.0.1:{slow_port}"
     env = {
         **os.environ,
         "METIS_HOME": home,
@@ -167,11 +184,18 @@ def main() -> None:
     ).stdout  # fmt: skip
     token = issued.split("token: ")[1].split()[0]
     mock = start(["mock-provider", "--port", str(mock_port), "--fixed"], env, core=1)
+    slow_mock = start(["mock-provider", "--port", str(slow_port), "--token-delay", "0.02"],
+                      env, core=1)  # fmt: skip
     gateway = start(["gateway", "--port", str(gw_port)], env, core=0)
+    slow_env = {**env, "METIS_ANTHROPIC_BASE_URL": slow_url, "METIS_OPENAI_BASE_URL": slow_url}
+    slow_gw_port = free_port()
+    slow_gw_url = f"http://127.0.0.1:{slow_gw_port}"
+    slow_gateway = start(["gateway", "--port", str(slow_gw_port)], slow_env, core=0)
     sent = 0
     results: dict[str, dict] = {}
     try:
         wait_for(f"{gw_url}/healthz")
+        wait_for(f"{slow_gw_url}/healthz")
         wait_for(f"{mock_url}/_mock/requests")
         for shape, stream in CASES:
             name = f"{shape} {'stream' if stream else 'json'}"
@@ -196,15 +220,20 @@ def main() -> None:
                 "cpu_ms_per_request": cpu_per_request * 1000,
                 "errors": g1["errors"] + g64["errors"],
             }
+            if stream:
+                results[name].update(realistic_ttfb(shape, slow_url, slow_gw_url, token))
+                sent += results[name]["realistic_requests"]
             print_row(name, results[name])
         via = request_for("anthropic", False, gw_url, token)
         big = asyncio.run(load(*via, total=n_events, concurrency=64))
         sent += n_events
         rss = peak_rss_mb(gateway.pid)
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.wait(120)
-        mock.terminate()
+        for process in (gateway, slow_gateway):  # SIGTERM: drain, write every event, exit
+            process.send_signal(signal.SIGTERM)
+            process.wait(120)
+        for process in (mock, slow_mock):
+            process.terminate()
     db = sqlite3.connect(Path(home) / "metis.db")
     recorded = db.execute("SELECT count(*) FROM events WHERE type='llm.call_completed'").fetchone()
     summary = {
@@ -229,13 +258,20 @@ def print_row(name: str, r: dict) -> None:
         print_row.header = True  # type: ignore[attr-defined]
         print(
             f"{'case':<16} {'+p50 c1':>8} {'+p99 c1':>8} {'req/s c64':>10} {'direct':>8} "
-            f"{'p99 c64':>8} {'+TTFB c64':>9} {'CPU/req':>8} {'errors':>6}"
+            f"{'p99 c64':>8} {'+TTFB c64':>9} {'CPU/req':>8} {'errors':>6} "
+            f"{'+TTFB real c64 p50/p99':>22}"
         )
     print(
         f"{name:<16} {r['added_p50_ms_c1']:>7.2f}ms {r['added_p99_ms_c1']:>6.2f}ms "
         f"{r['rps_c64']:>10.0f} {r['direct_rps_c64']:>8.0f} {r['p99_ms_c64']:>6.1f}ms "
         f"{r['ttfb_overhead_p50_ms_c64']:>7.2f}ms {r['cpu_ms_per_request']:>6.2f}ms "
-        f"{r['errors']:>6}"
+        f"{r['errors']:>6} "
+        + (
+            f"{r['realistic_ttfb_overhead_p50_ms_c64']:>12.2f}ms/"
+            f"{r['realistic_ttfb_overhead_p99_ms_c64']:.2f}ms"
+            if "realistic_ttfb_overhead_p50_ms_c64" in r
+            else ""
+        )
     )
 
 
