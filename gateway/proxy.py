@@ -12,6 +12,7 @@ with error_class CANCELLED and the usage seen so far.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +31,7 @@ from gateway.events import new_id
 from gateway.providers import openai as openai_adapter
 from gateway.sse import SSEParser
 
+logger = logging.getLogger(__name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 CHARS_PER_TOKEN = 4  # for estimating output when a cancelled stream carried no usage
 
@@ -131,6 +133,11 @@ async def respond(response: aiohttp.ClientResponse, call: Call, *, record: bool)
     http = HttpResponse(content, status=response.status)
     for name, value in upstream.relayed_headers(response).items():
         http[name] = value
+    if response.status >= 500:
+        # The provider's error, relayed: say so, rather than Django's "Internal Server Error".
+        logger.warning("%s: provider %s answered %d", call.request_id, call.route.upstream.name,
+                       response.status)  # fmt: skip
+        http._has_been_logged = True
     http["x-metis-request-id"] = call.request_id
     http["x-metis-overhead-ms"] = f"{call.overhead_ms:.3f}"
     if call.cost_usd is not None:

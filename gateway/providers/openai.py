@@ -22,6 +22,7 @@ gets the stream exactly as OpenAI sends it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ from gateway.providers.base import (
 )
 from gateway.sse import SSEEvent
 
+_USAGE_OBJECT = re.compile(r'"usage"\s*:\s*\{')
 # Text-bearing delta fields: content and refusal are OpenAI's; reasoning_content
 # (vLLM, DeepSeek) and reasoning (OpenRouter) come from compatible servers.
 _TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
@@ -64,7 +66,9 @@ class OpenAI:
         return _usage(usage) if isinstance(usage, Mapping) else Usage()
 
     def usage_from_event(self, event: SSEEvent, so_far: Usage) -> Usage:
-        if '"usage"' not in event.data:  # most chunks, and `[DONE]`: skip the JSON decode
+        # With include_usage every chunk carries `"usage": null`: decode only the
+        # one(s) with a usage object.
+        if not _USAGE_OBJECT.search(event.data):
             return so_far
         payload = load_json(event.data)
         usage = payload.get("usage") if isinstance(payload, dict) else None
@@ -103,7 +107,7 @@ def ensure_stream_usage(body: dict[str, Any]) -> bool:
 
 def is_usage_only_chunk(event: SSEEvent) -> bool:
     """True for the final `choices: []` chunk that include_usage adds."""
-    if '"usage"' not in event.data:
+    if not _USAGE_OBJECT.search(event.data):
         return False
     payload = load_json(event.data)
     return (
