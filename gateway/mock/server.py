@@ -15,11 +15,13 @@ from gateway.mock import anthropic, openai
 from gateway.mock.wire import STATE, MockState
 
 
-def make_app(*, token_delay: float = 0.0, fixed: bool = False) -> web.Application:
+def make_app(
+    *, token_delay: float = 0.0, fixed: bool = False, gzip: bool = False
+) -> web.Application:
     """Both provider shapes on one app; `token_delay` seconds between streamed pieces;
     `fixed`: every reply is the precomputed one (as with `x-mock-fixed: 1`)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)  # Claude Code sends multi-MB prompts
-    app[STATE] = MockState(token_delay=token_delay, always_fixed=fixed)
+    app[STATE] = MockState(token_delay=token_delay, always_fixed=fixed, always_gzip=gzip)
     app.router.add_post("/v1/messages", anthropic.messages)
     app.router.add_post("/v1/messages/count_tokens", anthropic.count_tokens)
     app.router.add_post("/v1/chat/completions", openai.chat_completions)
@@ -53,8 +55,8 @@ class MockProviderThread:
     ...     client = anthropic.Anthropic(base_url=mock.url, api_key="k")
     """
 
-    def __init__(self, *, token_delay: float = 0.0) -> None:
-        self.app = make_app(token_delay=token_delay)
+    def __init__(self, *, token_delay: float = 0.0, gzip: bool = False) -> None:
+        self.app = make_app(token_delay=token_delay, gzip=gzip)
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()

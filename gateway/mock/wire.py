@@ -47,6 +47,7 @@ class PromptCache:
 class MockState:
     token_delay: float = 0.0
     always_fixed: bool = False  # `metis mock-provider --fixed`: every reply precomputed (bench/)
+    always_gzip: bool = False  # compress every reply the client accepts gzip for
     requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_SIZE))
     faults: FaultCounter = field(default_factory=FaultCounter)
     cache: PromptCache = field(default_factory=PromptCache)
@@ -88,7 +89,8 @@ class Exchange:
 
     def gzip(self) -> bool:
         headers = self.request.headers
-        return headers.get("x-mock-gzip") == "1" and "gzip" in headers.get("accept-encoding", "")
+        asked = self.state.always_gzip or headers.get("x-mock-gzip") == "1"
+        return asked and "gzip" in headers.get("accept-encoding", "")
 
     def client_gone(self) -> bool:
         transport = self.request.transport
