@@ -4,7 +4,8 @@
 
 Starts the mock provider (fixed replies) and `metis gateway` as real processes,
 the gateway pinned to core 0 and the mock plus this load generator to core 1,
-then prints for both shapes, streamed and not:
+then prints for both shapes, streamed and not, and for each client shape calling a
+model of the other shape (translated, `oai→ant` and `ant→oai`):
   - added latency p50 / p99 at concurrency 1 (gateway minus direct),
   - requests/s and p99 at concurrency 64,
   - streaming time-to-first-byte overhead p50 at concurrency 64, against a second mock
@@ -40,6 +41,16 @@ CASES = [
     ("openai", False),
     ("openai", True),
 ]
+# Cross-shape: (client shape, model's shape, stream), compared against calling that model's
+# shape directly, so their added latency sits beside the same-shape rows'.
+CROSS_CASES = [
+    ("openai", "anthropic", False),
+    ("openai", "anthropic", True),
+    ("anthropic", "openai", False),
+    ("anthropic", "openai", True),
+]
+MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-5-mini"}
+ABBREVIATED = {"anthropic": "ant", "openai": "oai"}
 
 
 def free_port() -> int:
@@ -69,10 +80,13 @@ def wait_for(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
-def request_for(shape: str, stream: bool, base: str, key: str) -> tuple[str, dict, bytes]:
+def request_for(
+    shape: str, stream: bool, base: str, key: str, model_shape: str | None = None
+) -> tuple[str, dict, bytes]:
+    model = MODELS[model_shape or shape]
     if shape == "anthropic":
         body = {
-            "model": "claude-haiku-4-5",
+            "model": model,
             "max_tokens": 64,
             "stream": stream,
             "messages": [{"role": "user", "content": "Say hello."}],
@@ -80,7 +94,7 @@ def request_for(shape: str, stream: bool, base: str, key: str) -> tuple[str, dic
         headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
         return f"{base}/v1/messages", headers, json.dumps(body).encode()
     body = {
-        "model": "gpt-5-mini",
+        "model": model,
         "stream": stream,
         "messages": [{"role": "user", "content": "Say hello."}],
     }
@@ -143,11 +157,13 @@ async def paired(direct: tuple, via: tuple, *, total: int) -> list[float]:
     return added
 
 
-def realistic_ttfb(shape: str, mock_url: str, gateway_url: str, token: str) -> dict:
+def realistic_ttfb(
+    shape: str, mock_url: str, gateway_url: str, token: str, model_shape: str | None = None
+) -> dict:
     """TTFB overhead at c=64 with streams that last (tokens 20 ms apart)."""
-    direct = asyncio.run(load(*request_for(shape, True, mock_url, "sk-bench"), total=640,
-                              concurrency=64))  # fmt: skip
-    via = request_for(shape, True, gateway_url, token)
+    direct = asyncio.run(load(*request_for(model_shape or shape, True, mock_url, "sk-bench"),
+                              total=640, concurrency=64))  # fmt: skip
+    via = request_for(shape, True, gateway_url, token, model_shape)
     asyncio.run(load(*via, total=64, concurrency=64))  # warm up
     routed = asyncio.run(load(*via, total=640, concurrency=64))
     return {
@@ -216,10 +232,12 @@ def main() -> None:
         wait_for(f"{gw_url}/healthz")
         wait_for(f"{slow_gw_url}/healthz")
         wait_for(f"{mock_url}/_mock/requests")
-        for shape, stream in CASES:
+        for shape, model_shape, stream in [(s, s, st) for s, st in CASES] + CROSS_CASES:
             name = f"{shape} {'stream' if stream else 'json'}"
-            direct = request_for(shape, stream, mock_url, "sk-bench")
-            via = request_for(shape, stream, gw_url, token)
+            if model_shape != shape:  # e.g. "oai→ant json": the openai SDK calling Claude
+                name = f"{ABBREVIATED[shape]}→{ABBREVIATED[model_shape]} {name.split()[1]}"
+            direct = request_for(model_shape, stream, mock_url, "sk-bench")
+            via = request_for(shape, stream, gw_url, token, model_shape)
             asyncio.run(load(*via, total=200, concurrency=8))  # warm up pools and caches
             sent += 200
             added = asyncio.run(paired(direct, via, total=n1))
@@ -239,7 +257,9 @@ def main() -> None:
                 "errors": g64["errors"],
             }
             if stream:
-                results[name].update(realistic_ttfb(shape, slow_url, slow_gw_url, token))
+                results[name].update(
+                    realistic_ttfb(shape, slow_url, slow_gw_url, token, model_shape)
+                )
                 sent += results[name]["realistic_requests"]
             print_row(name, results[name])
         via = request_for("anthropic", False, gw_url, token)

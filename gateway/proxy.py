@@ -15,7 +15,8 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -24,12 +25,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
 
 from analytics.usage import Usage
-from gateway import auth, calls, metrics, routing, upstream
+from gateway import auth, calls, crossing, metrics, routing, upstream
 from gateway.calls import Call
 from gateway.errors import GatewayError, Shape, bad_request
 from gateway.events import new_id
 from gateway.providers import openai as openai_adapter
-from gateway.sse import SSEParser
+from gateway.sse import SSEEvent, SSEParser
 
 logger = logging.getLogger(__name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -42,13 +43,9 @@ async def forward(request: HttpRequest, shape: Shape, *, record: bool = True) ->
     caller = await auth.authenticate(request.headers)
     body = parse_body(request, shape, needs_max_tokens=record and shape is Shape.ANTHROPIC)
     route = await routing.route(body, caller, shape)
-    if route.upstream.shape is not shape:
-        raise bad_request(
-            f"Model {route.model!r} is served in the {route.upstream.shape} shape; "
-            f"calling it through the {shape} endpoint is not supported yet.",
-            param="model",
-        )
     call = Call(f"metis_{new_id()}", caller, route, shape, body.get("stream") is True, started)
+    if route.upstream.shape is not shape:  # e.g. the openai SDK calling a Claude model
+        return await crossing.forward_translated(request, body, call, record=record)
     changed, strip_usage_chunk = prepare_body(body, call)
     upstream_request = route.upstream.adapter.build_request(
         path=request.get_full_path(),
@@ -67,10 +64,7 @@ async def forward(request: HttpRequest, shape: Shape, *, record: bool = True) ->
         raise
     call.status, call.upstream_request_id = response.status, upstream_request_id(response)
     if call.stream and response.status == 200 and is_event_stream(response):
-        stream = relay(response, call, strip_usage_chunk=strip_usage_chunk, record=record)
-        return StreamingHttpResponse(
-            stream, status=200, headers={**upstream.relayed_headers(response), **SSE_HEADERS}
-        )
+        return streaming_response(response, call, Passthrough(strip_usage_chunk), record=record)
     return await respond(response, call, record=record)
 
 
@@ -114,7 +108,42 @@ def prepare_body(body: dict[str, Any], call: Call) -> tuple[bool, bool]:
     return changed, False
 
 
-async def respond(response: aiohttp.ClientResponse, call: Call, *, record: bool) -> HttpResponse:
+class EventRelay(Protocol):
+    """What the client gets for each upstream SSE event, and at the stream's end."""
+
+    def feed(self, event: SSEEvent) -> list[bytes]: ...
+    def finish(self) -> list[bytes]: ...
+
+
+class BodyTranslation(Protocol):
+    """A non-streamed answer (or error) rewritten into the caller's shape."""
+
+    def answer(self, content: bytes, call: Call) -> bytes: ...
+    def error(self, content: bytes, status: int) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Passthrough:
+    """Same shape: every event's own bytes, less the usage chunk the client did not ask for."""
+
+    strip_usage_chunk: bool = False
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        if self.strip_usage_chunk and openai_adapter.is_usage_only_chunk(event):
+            return []
+        return [event.raw]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+
+async def respond(
+    response: aiohttp.ClientResponse,
+    call: Call,
+    *,
+    record: bool,
+    translation: BodyTranslation | None = None,
+) -> HttpResponse:
     try:
         content = await response.read()
     except BaseException as exc:
@@ -126,8 +155,16 @@ async def respond(response: aiohttp.ClientResponse, call: Call, *, record: bool)
     call.first_byte = call.finished
     if response.status == 200:
         call.usage = usage_of(call, content)
+        if translation is not None:
+            try:
+                content = translation.answer(content, call)
+            except GatewayError as exc:
+                fail(call, exc, record=record)
+                raise
     else:
         call.error_class = f"UPSTREAM_{response.status}"
+        if translation is not None:
+            content = translation.error(content, response.status)
     if record:
         calls.record(call)
     http = HttpResponse(content, status=response.status)
@@ -145,8 +182,18 @@ async def respond(response: aiohttp.ClientResponse, call: Call, *, record: bool)
     return http
 
 
+def streaming_response(
+    response: aiohttp.ClientResponse, call: Call, events: EventRelay, *, record: bool
+) -> StreamingHttpResponse:
+    return StreamingHttpResponse(
+        relay(response, call, events, record=record),
+        status=200,
+        headers={**upstream.relayed_headers(response), **SSE_HEADERS},
+    )
+
+
 async def relay(
-    response: aiohttp.ClientResponse, call: Call, *, strip_usage_chunk: bool, record: bool
+    response: aiohttp.ClientResponse, call: Call, events: EventRelay, *, record: bool
 ) -> AsyncIterator[bytes]:
     """Relay SSE as it arrives, whole events at a time, reading usage from a parsed copy."""
     adapter, parser, usage, text_chars = call.route.upstream.adapter, SSEParser(), Usage(), 0
@@ -158,11 +205,11 @@ async def relay(
             for event in parser.feed(chunk):
                 usage = adapter.usage_from_event(event, usage)
                 text_chars += len(adapter.text_from_event(event))
-                if not (strip_usage_chunk and openai_adapter.is_usage_only_chunk(event)):
-                    out.append(event.raw)
+                out.extend(events.feed(event))
             if out:
                 yield b"".join(out)
-        if tail := b"".join(event.raw for event in parser.flush()):
+        tail = [data for event in parser.flush() for data in events.feed(event)]
+        if tail := b"".join([*tail, *events.finish()]):
             yield tail
     except (asyncio.CancelledError, GeneratorExit):
         call.error_class = "CANCELLED"
