@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_EVEN, Decimal
+
 from django.db import models
 
 
@@ -26,3 +28,153 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
+
+
+class MoneyField(models.BigIntegerField):
+    """USD, exact: stored as an integer count of 1e-10 dollars (pricing's quantum), read
+    back as a `Decimal`. Integers sum exactly on SQLite and PostgreSQL alike, where a
+    SQLite DECIMAL column would sum as floats."""
+
+    SCALE = 10
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else Decimal(value).scaleb(-self.SCALE)
+
+    def to_python(self, value):
+        return None if value is None else Decimal(value)
+
+    def get_prep_value(self, value):
+        return to_units(value)
+
+
+def to_units(value: Decimal | int | str | None) -> int | None:
+    """Dollars → integer 1e-10 units (what MoneyField stores)."""
+    if value is None:
+        return None
+    return int(Decimal(value).scaleb(MoneyField.SCALE).to_integral_value(ROUND_HALF_EVEN))
+
+
+# The rollup's latency histogram: bucket 0 is [0, 1) ms, bucket i is
+# [2^((i-1)/2), 2^(i/2)) ms, the last bucket is open-ended (≥ 2^19 ms ≈ 8.7 min).
+LATENCY_BUCKETS = 40
+
+
+class Call(models.Model):
+    """One typed row per `llm.call_completed` event (same id), written with the event.
+
+    Absent strings (no user label, no team) are stored as "" so the rollup's unique key
+    works on every database (NULLs never conflict); queries give them back as None.
+    """
+
+    id = models.CharField(primary_key=True, max_length=26)
+    timestamp = models.DateTimeField()
+    gateway_key_id = models.CharField(max_length=32, blank=True, default="")
+    key_name = models.CharField(max_length=100, blank=True, default="")
+    user = models.CharField(max_length=200, blank=True, default="")
+    team = models.CharField(max_length=100, blank=True, default="")
+    workspace = models.CharField(max_length=1024, blank=True, default="")
+    inbound_shape = models.CharField(max_length=20, blank=True, default="")
+    provider = models.CharField(max_length=100, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    requested_model = models.CharField(max_length=200, blank=True, default="")
+    stream = models.BooleanField(default=False)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_usd = MoneyField(null=True, blank=True)  # None: unpriced
+    latency_ms = models.FloatField(default=0)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    status = models.IntegerField(default=0)
+    error_class = models.CharField(max_length=64, blank=True, default="")
+    retries = models.IntegerField(default=0)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["timestamp"], name="call_ts"),
+            models.Index(fields=["gateway_key_id", "timestamp"], name="call_key_ts"),
+            models.Index(fields=["team", "timestamp"], name="call_team_ts"),
+            models.Index(fields=["user", "timestamp"], name="call_user_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} call {self.id}"
+
+
+# The rollups' group, besides their time column (hour or day).
+ROLLUP_GROUP = (
+    "gateway_key_id", "user", "team", "workspace", "provider", "model", "inbound_shape",
+)  # fmt: skip
+CALL_HOUR_GROUP = ("hour", *ROLLUP_GROUP)
+CALL_DAY_GROUP = ("day", *ROLLUP_GROUP)
+
+
+class Rollup(models.Model):
+    """Sums of `Call` per period and (key, user, team, workspace, provider, model,
+    inbound shape), upserted by the event writer in the events' transaction and
+    rebuildable from the events (`metis manage rebuild_rollups`)."""
+
+    gateway_key_id = models.CharField(max_length=32, blank=True, default="")
+    user = models.CharField(max_length=200, blank=True, default="")
+    team = models.CharField(max_length=100, blank=True, default="")
+    workspace = models.CharField(max_length=1024, blank=True, default="")
+    provider = models.CharField(max_length=100, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    inbound_shape = models.CharField(max_length=20, blank=True, default="")
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    cancelled = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_usd = MoneyField(default=0)  # priced calls only
+    unpriced_calls = models.BigIntegerField(default=0)
+    last_call_at = models.DateTimeField()
+    locals().update(
+        {f"lat_{i:02d}": models.BigIntegerField(default=0) for i in range(LATENCY_BUCKETS)}
+    )
+
+    class Meta:
+        abstract = True
+
+
+class CallHour(Rollup):
+    """The hourly rollup: whole hours of a window are read from here."""
+
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=list(CALL_HOUR_GROUP), name="callhour_group_unique")
+        ]
+        indexes = [
+            models.Index(fields=["gateway_key_id", "hour"], name="callhour_key_hour"),
+            models.Index(fields=["team", "hour"], name="callhour_team_hour"),
+            models.Index(fields=["user", "hour"], name="callhour_user_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.model}: {self.calls} calls"
+
+
+class CallDay(Rollup):
+    """The daily (UTC) rollup: whole days of a long window are read from here."""
+
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=list(CALL_DAY_GROUP), name="callday_group_unique")
+        ]
+        indexes = [
+            models.Index(fields=["gateway_key_id", "day"], name="callday_key_day"),
+            models.Index(fields=["team", "day"], name="callday_team_day"),
+            models.Index(fields=["user", "day"], name="callday_user_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.model}: {self.calls} calls"

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from ulid import ULID
 
+from analytics import rollup
 from analytics.models import Event
 from identity.models import GatewayKey
 
@@ -139,6 +140,7 @@ class EventWriter:
             try:
                 with transaction.atomic():
                     insert_events(batch)
+                    record_calls(batch)
                     touch_keys(batch)
                 self.written += len(batch)
                 return
@@ -198,6 +200,12 @@ def insert_events(batch: list[PendingEvent]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.executemany(sql, [(e.id, e.type, e.timestamp_us, e.payload_json) for e in batch])
+
+
+def record_calls(batch: list[PendingEvent]) -> None:
+    """Typed `Call` rows and `CallHour` rollups for the batch's completed calls (analytics
+    reads them); in the events' transaction, so they never disagree with the record."""
+    rollup.record([(e.id, e.type, e.timestamp_us, e.payload_json) for e in batch])
 
 
 def touch_keys(batch: list[PendingEvent]) -> None:

@@ -7,6 +7,7 @@
     metis gateway revoke-key KEY_ID | rotate-key KEY_ID | list-keys
     metis createadmin [--username admin]
     metis mock-provider [--port 8423]
+    metis demo [--calls 300]                    sample teams, keys and traffic
     metis manage <django command> …
 
 User errors print one line on stderr and exit non-zero; never a traceback.
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--token-delay", type=float, default=0.02, help="seconds between tokens")
     mock.add_argument("--fixed", action="store_true", help="precomputed replies (benchmarks)")
     mock.set_defaults(handler=run_mock_provider, role="cli")
+
+    demo = commands.add_parser("demo", help="fill the database with sample teams, keys and calls")
+    demo.add_argument("--calls", type=int, default=300, help="calls to send (300)")
+    demo.set_defaults(handler=run_demo, role="cli")
 
     manage = commands.add_parser("manage", help="run a Django management command")
     manage.add_argument("arguments", nargs=argparse.REMAINDER)
@@ -174,9 +179,16 @@ def run_uvicorn(host: str, port: int) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     check_port_free(args.host, args.port)
+    # Local mode (analytics and dashboard without login) only on loopback, and never when
+    # METIS_REQUIRE_LOGIN is set: bound anywhere else, every request needs a login.
+    require_login = os.environ.get("METIS_REQUIRE_LOGIN", "").lower() in ("1", "true", "yes", "on")
+    local = args.host in LOOPBACK and not require_login
+    os.environ["METIS_LOCAL_MODE"] = "1" if local else "0"
     setup_django()
     ensure_first_admin()
     print(f"metis: admin and dashboard on http://{display_host(args.host)}:{args.port}/admin/")
+    if not local:
+        print("metis: login required for the dashboard and analytics API (not local mode)")
     run_uvicorn(args.host, args.port)
     return 0
 
@@ -194,6 +206,19 @@ def run_mock_provider(args: argparse.Namespace) -> int:
 
     check_port_free(args.host, args.port)
     mock.run(args.host, args.port, token_delay=args.token_delay, fixed=args.fixed)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    setup_django()
+    from metis_site import demo
+
+    if args.calls < 1:
+        raise CommandError("--calls must be at least 1")
+    try:
+        demo.run(calls=args.calls)
+    except RuntimeError as exc:
+        raise CommandError(str(exc)) from None
     return 0
 
 

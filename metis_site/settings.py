@@ -87,6 +87,10 @@ ALLOWED_HOSTS = [
     for h in os.environ.get("METIS_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
     if h.strip()
 ]
+# Local mode: analytics and the dashboard answer without login. Set by `metis serve` only
+# when it binds loopback and METIS_REQUIRE_LOGIN is unset; off everywhere else.
+METIS_REQUIRE_LOGIN = envbool("METIS_REQUIRE_LOGIN", False)
+METIS_LOCAL_MODE = envbool("METIS_LOCAL_MODE", False) and not METIS_REQUIRE_LOGIN
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("METIS_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
@@ -207,6 +211,8 @@ METIS_UPSTREAM_RETRIES = envint("METIS_UPSTREAM_RETRIES", 2)
 METIS_UPSTREAM_RETRY_SECONDS = envfloat("METIS_UPSTREAM_RETRY_SECONDS", 30.0)
 METIS_UPSTREAM_CONNECT_TIMEOUT = envfloat("METIS_UPSTREAM_CONNECT_TIMEOUT", 10.0)
 METIS_UPSTREAM_READ_TIMEOUT = envfloat("METIS_UPSTREAM_READ_TIMEOUT", 600.0)
+# The output allowance reserved against a budget when a request sets no max tokens.
+METIS_QUOTA_DEFAULT_MAX_TOKENS = envint("METIS_QUOTA_DEFAULT_MAX_TOKENS", 8192)
 METIS_MAX_BODY_BYTES = envint("METIS_MAX_BODY_BYTES", 32 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = METIS_MAX_BODY_BYTES
 METIS_EVENT_SHUTDOWN_SECONDS = envfloat("METIS_EVENT_SHUTDOWN_SECONDS", 30.0)

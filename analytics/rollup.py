@@ -1,0 +1,219 @@
+"""Typed rows and hourly rollups from `llm.call_completed` events.
+
+The event writer (`gateway/events.py`) calls `record()` in the transaction that inserts
+the events, so `Call`, `CallHour` and `CallDay` never disagree with `events`; `rebuild()` makes
+both again from the events (`metis manage rebuild_rollups`). Nothing is written here
+that is not in an event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+
+from analytics.models import (
+    CALL_DAY_GROUP,
+    CALL_HOUR_GROUP,
+    LATENCY_BUCKETS,
+    Call,
+    CallDay,
+    CallHour,
+    Event,
+    to_units,
+)
+from analytics.queries import CANCELLED, latency_bucket
+
+CALL_COMPLETED = "llm.call_completed"
+# (id, type, timestamp_us, payload_json): an event as the writer holds it.
+EventRow = tuple[str, str, int, str]
+
+CALL_COLUMNS = (
+    "id", "timestamp", "gateway_key_id", "key_name", "user", "team", "workspace",
+    "inbound_shape", "provider", "model", "requested_model", "stream", "input_tokens",
+    "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd",
+    "latency_ms", "ttft_ms", "status", "error_class", "retries", "request_id",
+)  # fmt: skip
+HOUR_SUMS = (
+    "calls", "errors", "cancelled", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "reasoning_tokens", "cost_usd", "unpriced_calls",
+)  # fmt: skip
+LAT_COLUMNS = tuple(f"lat_{i:02d}" for i in range(LATENCY_BUCKETS))
+
+
+@dataclass
+class Rollup:
+    """A batch's `Call` rows and its `CallHour` increments, one per (hour, group)."""
+
+    calls: list[tuple] = field(default_factory=list)
+    hours: dict[tuple, list] = field(default_factory=dict)  # group -> sums + histogram + last
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def rows_from_events(events: Iterable[EventRow]) -> Rollup:
+    """Build the rows for every `llm.call_completed` event (others are skipped).
+
+    The payload is parsed with Decimal floats so `cost_usd` keeps its exact digits."""
+    rollup = Rollup()
+    width = len(HOUR_SUMS)
+    for event_id, type_, timestamp_us, payload_json in events:
+        if type_ != CALL_COMPLETED:
+            continue
+        p = json.loads(payload_json, parse_float=Decimal)
+        moment = datetime.fromtimestamp(timestamp_us / 1_000_000, tz=UTC)
+        cost = p.get("cost_usd")
+        cost_units = to_units(cost) if cost is not None else None
+        latency = float(p.get("latency_ms") or 0)
+        ttft = p.get("ttft_ms")
+        status, error_class = _int(p.get("status")), _text(p.get("error_class"))
+        tokens = (
+            _int(p.get("input_tokens")),
+            _int(p.get("output_tokens")),
+            _int(p.get("cache_read_input_tokens")),
+            _int(p.get("cache_creation_input_tokens")),
+            _int(p.get("reasoning_tokens")),
+        )
+        group = (
+            _text(p.get("gateway_key_id")),
+            _text(p.get("user")),
+            _text(p.get("team")),
+            _text(p.get("workspace")),
+            _text(p.get("provider")),
+            _text(p.get("model")),
+            _text(p.get("inbound_shape")),
+        )
+        key_id, user, team, workspace, provider, model, shape = group
+        rollup.calls.append(
+            (event_id, moment, key_id, _text(p.get("key_name")), user, team, workspace, shape,
+             provider, model, _text(p.get("requested_model")), bool(p.get("stream")), *tokens,
+             cost_units, latency, float(ttft) if ttft is not None else None, status,
+             error_class, _int(p.get("retries")), _text(p.get("request_id")))
+        )  # fmt: skip
+        hour_key = (moment.replace(minute=0, second=0, microsecond=0), *group)
+        sums = rollup.hours.get(hour_key)
+        if sums is None:
+            sums = rollup.hours[hour_key] = [0] * (width + LATENCY_BUCKETS) + [moment]
+        cancelled = error_class == CANCELLED
+        sums[0] += 1
+        sums[1] += (not cancelled) and (status >= 400 or error_class != "")
+        sums[2] += cancelled
+        for i, count in enumerate(tokens):
+            sums[3 + i] += count
+        if cost_units is None:
+            sums[9] += 1
+        else:
+            sums[8] += cost_units
+        sums[width + latency_bucket(latency)] += 1
+        if moment > sums[-1]:
+            sums[-1] = moment
+    return rollup
+
+
+def days_of(hours: dict[tuple, list]) -> dict[tuple, list]:
+    """The hour rows merged into UTC days (same group, sums added, latest call kept)."""
+    days: dict[tuple, list] = {}
+    for (hour, *group), sums in hours.items():
+        key = (hour.replace(hour=0), *group)
+        merged = days.get(key)
+        if merged is None:
+            days[key] = list(sums)
+            continue
+        for i in range(len(sums) - 1):
+            merged[i] += sums[i]
+        merged[-1] = max(merged[-1], sums[-1])
+    return days
+
+
+def write_rollups(cursor: Any, rollup: Rollup) -> None:
+    """Insert the `Call` rows and upsert the `CallHour` and `CallDay` sums (SQLite and
+    PostgreSQL alike: INSERT … ON CONFLICT … DO UPDATE)."""
+    ops = connection.ops
+    if rollup.calls:
+        q = ops.quote_name
+        table = q(Call._meta.db_table)
+        columns = ", ".join(q(c) for c in CALL_COLUMNS)
+        marks = ", ".join(["%s"] * len(CALL_COLUMNS))
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
+            [(r[0], ops.adapt_datetimefield_value(r[1]), *r[2:]) for r in rollup.calls],
+        )
+    if rollup.hours:
+        _upsert(cursor, CallHour._meta.db_table, CALL_HOUR_GROUP, rollup.hours)
+        _upsert(cursor, CallDay._meta.db_table, CALL_DAY_GROUP, days_of(rollup.hours))
+
+
+def _upsert(cursor: Any, table_name: str, group: tuple[str, ...], rows: dict[tuple, list]) -> None:
+    ops = connection.ops
+    q = ops.quote_name
+    table = q(table_name)
+    counters = (*HOUR_SUMS, *LAT_COLUMNS)
+    all_columns = (*group, *counters, "last_call_at")
+    updates = [f"{q(c)} = {table}.{q(c)} + excluded.{q(c)}" for c in counters]
+    last = q("last_call_at")
+    updates.append(
+        f"{last} = CASE WHEN excluded.{last} > {table}.{last} "
+        f"THEN excluded.{last} ELSE {table}.{last} END"
+    )
+    sql = (
+        f"INSERT INTO {table} ({', '.join(q(c) for c in all_columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(all_columns))}) "
+        f"ON CONFLICT ({', '.join(q(c) for c in group)}) DO UPDATE SET {', '.join(updates)}"
+    )
+    cursor.executemany(
+        sql,
+        [
+            (ops.adapt_datetimefield_value(key[0]), *key[1:], *sums[:-1],
+             ops.adapt_datetimefield_value(sums[-1]))
+            for key, sums in rows.items()
+        ],
+    )  # fmt: skip
+
+
+def record(events: Sequence[EventRow]) -> None:
+    """Rows for the events not recorded before (a spooled batch may be written twice);
+    call inside the transaction that inserts the events."""
+    completed = [e for e in events if e[1] == CALL_COMPLETED]
+    if not completed:
+        return
+    ids = [e[0] for e in completed]
+    seen: set[str] = set()
+    for i in range(0, len(ids), 500):
+        seen.update(Call.objects.filter(pk__in=ids[i : i + 500]).values_list("pk", flat=True))
+    rollup = rows_from_events(e for e in completed if e[0] not in seen)
+    with connection.cursor() as cursor:
+        write_rollups(cursor, rollup)
+
+
+def rebuild(*, chunk: int = 5000) -> int:
+    """Make `Call`, `CallHour` and `CallDay` again from the events; returns the calls written.
+    Run inside a transaction (the management command does)."""
+    CallDay.objects.all().delete()
+    CallHour.objects.all().delete()
+    Call.objects.all().delete()
+    written, after = 0, ""
+    rows = Event.objects.filter(type=CALL_COMPLETED).order_by("id")
+    while True:
+        batch = list(rows.filter(id__gt=after).values_list("id", "type", "timestamp_us",
+                                                             "payload_json")[:chunk])  # fmt: skip
+        if not batch:
+            return written
+        rollup = rows_from_events(batch)
+        with connection.cursor() as cursor:
+            write_rollups(cursor, rollup)
+        written += len(rollup.calls)
+        after = batch[-1][0]

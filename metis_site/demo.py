@@ -1,0 +1,227 @@
+"""`metis demo`: a populated dashboard in a minute.
+
+Makes a few teams, users and keys, starts the built-in mock provider and a real gateway
+process in front of it, and sends a realistic mix of calls through the gateway, so every
+number on the dashboard came the way production numbers come: events from the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+
+TEAMS = {"eng": "alice", "sales": "carol", "research": "erin"}  # team → its budget owner
+MEMBERS = {"alice": "eng", "bob": "eng", "carol": "sales", "dave": "sales", "erin": "research"}
+# How often each key calls: eng spends most, so the dashboard has a Top team to show.
+WEIGHTS = {"alice": 8, "bob": 4, "carol": 3, "dave": 2, "erin": 2, None: 1}
+AGENT_KEY = "demo-agent-loop"
+WORKSPACE = "/srv/demo/metis-demo"
+HELLO = "Summarise the design doc in three bullet points."
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class DemoKey:
+    name: str
+    user: str | None
+    token: str
+
+
+def make_identities() -> list[DemoKey]:
+    """Teams, users with memberships and one key each, plus an untagged agent key.
+    Rerunnable: existing rows are reused and their keys get new tokens (a token
+    exists only when it is issued)."""
+    from identity.models import Team, TeamMembership, User
+
+    teams = {name: Team.objects.get_or_create(name=name)[0] for name in TEAMS}
+    keys = []
+    for username, team_name in MEMBERS.items():
+        user, _ = User.objects.get_or_create(username=username)
+        role = "budget_owner" if TEAMS[team_name] == username else "member"
+        TeamMembership.objects.update_or_create(
+            user=user, team=teams[team_name], defaults={"role": role}
+        )
+        keys.append(live_key(f"demo-{username}-laptop", username, user, teams[team_name]))
+    keys.append(live_key(AGENT_KEY, None, None, None))
+    return keys
+
+
+def live_key(name: str, username: str | None, user: object, team: object) -> DemoKey:
+    from identity.models import GatewayKey, Workspace
+
+    key = GatewayKey.objects.active().filter(name=name).first()
+    if key is None:
+        key, token = GatewayKey.issue(
+            name=name, workspace=Workspace.for_path(WORKSPACE), user=user, team=team
+        )
+    else:
+        token = key.rotate()
+    return DemoKey(name, username, token)
+
+
+# -- the gateway and its provider ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_gateway(provider_url: str) -> tuple[subprocess.Popen, str]:
+    """`metis gateway` as its own process, as a user runs it, pointed at the mock."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "METIS_ANTHROPIC_BASE_URL": provider_url,
+        "METIS_OPENAI_BASE_URL": provider_url,
+        "METIS_ANTHROPIC_API_KEY": "sk-ant-demo",
+        "METIS_OPENAI_API_KEY": "sk-openai-demo",
+        "METIS_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "metis_site.cli", "gateway", "--port", str(port)]
+    # The gateway logs each refused call; the demo's own errors are on purpose, so its log
+    # goes to a file that is shown only when the gateway fails to start.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (the process writes to it until stopped)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise RuntimeError(f"the gateway exited with status {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("the gateway did not start within 30 s")
+
+
+def stop_gateway(process: subprocess.Popen) -> None:
+    """SIGTERM: the gateway drains its requests and writes every queued event first."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+# -- traffic ------------------------------------------------------------------------------
+
+
+def anthropic_call(client: httpx.Client, key: DemoKey, rng: random.Random) -> int:
+    body: dict = {
+        "model": rng.choice(["haiku", "haiku", "sonnet", "claude-haiku-4-5"]),
+        "max_tokens": rng.choice([64, 256, 512]),
+        "messages": [{"role": "user", "content": prompt(rng)}],
+    }
+    headers = {"x-api-key": key.token, "anthropic-version": "2023-06-01", **label(key, rng)}
+    if rng.random() < 0.4:
+        body["stream"] = True
+        with client.stream("POST", "/v1/messages", json=body, headers=headers) as reply:
+            for _ in reply.iter_bytes():
+                pass
+            return reply.status_code
+    return client.post("/v1/messages", json=body, headers=headers).status_code
+
+
+def openai_call(client: httpx.Client, key: DemoKey, rng: random.Random) -> int:
+    body: dict = {
+        "model": rng.choice(["gpt-5-mini", "gpt-5-mini", "gpt-5"]),
+        "messages": [{"role": "user", "content": prompt(rng)}],
+    }
+    if rng.random() < 0.1:
+        body["tools"] = [WEATHER_TOOL]
+        body["messages"] = [{"role": "user", "content": "What is the weather in Lisbon?"}]
+    headers = {"authorization": f"Bearer {key.token}", **label(key, rng)}
+    if rng.random() < 0.4:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+        with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply:
+            for _ in reply.iter_bytes():
+                pass
+            return reply.status_code
+    return client.post("/v1/chat/completions", json=body, headers=headers).status_code
+
+
+def prompt(rng: random.Random) -> str:
+    text = HELLO + " Context: " + "lorem ipsum dolor sit amet " * rng.randint(5, 400)
+    if rng.random() < 0.03:  # a few calls fail upstream, as real ones do
+        text += f" [[fault:400 id={uuid.uuid4()}]]"
+    return text
+
+
+def label(key: DemoKey, rng: random.Random) -> dict[str, str]:
+    """The agent key labels most calls with the developer it acts for (x-metis-user)."""
+    if key.user is None and rng.random() < 0.6:
+        return {"x-metis-user": rng.choice(["ci-bot", "dave"])}
+    return {}
+
+
+def send_traffic(url: str, keys: list[DemoKey], calls: int, *, seed: int = 7) -> dict[int, int]:
+    rng = random.Random(seed)
+    weights = [WEIGHTS[k.user] for k in keys]
+    plan = [
+        (rng.choices(keys, weights)[0], rng.random() < 0.55, rng.randrange(1 << 30))
+        for _ in range(calls)
+    ]
+    statuses: dict[int, int] = {}
+    with httpx.Client(base_url=url, timeout=60) as client:
+
+        def one(item: tuple[DemoKey, bool, int]) -> int:
+            key, anthropic_shape, call_seed = item
+            call_rng = random.Random(call_seed)
+            try:
+                send = anthropic_call if anthropic_shape else openai_call
+                return send(client, key, call_rng)
+            except httpx.HTTPError:
+                return 0
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for status in pool.map(one, plan):
+                statuses[status] = statuses.get(status, 0) + 1
+    return statuses
+
+
+def run(*, calls: int) -> None:
+    from gateway.mock import MockProviderThread
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is noise here
+    keys = make_identities()
+    print(f"metis demo: teams {', '.join(TEAMS)}; users {', '.join(MEMBERS)}; {len(keys)} keys")
+    with MockProviderThread(token_delay=0.002) as provider:
+        process, url = start_gateway(provider.url)
+        print(f"metis demo: gateway on {url}, mock provider on {provider.url}")
+        started = time.monotonic()
+        try:
+            statuses = send_traffic(url, keys, calls)
+        finally:
+            stop_gateway(process)
+    took = time.monotonic() - started
+    summary = ", ".join(f"{n}× {status or 'failed'}" for status, n in sorted(statuses.items()))
+    print(f"metis demo: sent {calls} calls in {took:.0f} s ({summary})")
+    print("open http://127.0.0.1:8421/dashboard/ (run: uv run metis serve)")

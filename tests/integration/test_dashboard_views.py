@@ -1,0 +1,152 @@
+"""The dashboard's pages, htmx fragments and CSV exports (Django test client).
+
+Calls are recorded as events through the event writer, as the gateway records them, so
+these tests run on `transactional_db` (the writer's thread has its own connection)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from identity.models import TeamMembership
+from tests.calls import record_calls
+from tests.factories import make_key, make_team, make_user
+
+pytestmark = pytest.mark.usefixtures("transactional_db")
+
+
+@pytest.fixture
+def spend() -> dict:
+    """eng (alice $0.60, bob $0.10) outspends sales (carol $0.20): eng holds 78 %."""
+    eng, sales = make_team(name="eng"), make_team(name="sales")
+    alice, bob, carol = (make_user(username=n) for n in ("alice", "bob", "carol"))
+    keys = {
+        "alice": make_key(name="alice-laptop", user=alice, team=eng)[0],
+        "bob": make_key(name="bob-laptop", user=bob, team=eng)[0],
+        "carol": make_key(name="carol-laptop", user=carol, team=sales)[0],
+    }
+    record_calls(keys["alice"], count=6, cost_usd="0.10")
+    record_calls(keys["bob"], count=2, cost_usd="0.05", inbound_shape="openai", model="gpt-5-mini")
+    record_calls(keys["carol"], count=4, cost_usd="0.05")
+    return {"teams": {"eng": eng, "sales": sales}, "users": (alice, bob, carol), "keys": keys}
+
+
+def get(client, url: str, **headers: str):
+    response = client.get(url, **headers)
+    assert response.status_code == 200, response.content[:500]
+    return response.content.decode()
+
+
+def test_the_dashboard_needs_a_login_outside_local_mode(client, settings):
+    settings.METIS_LOCAL_MODE = False
+    response = client.get("/dashboard/?tab=activity")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/dashboard/%3Ftab%3Dactivity"
+    assert client.get("/dashboard/export/keys.csv").status_code == 302
+
+
+def test_local_mode_shows_the_dashboard_without_a_login(client, settings, spend):
+    settings.METIS_LOCAL_MODE = True
+    page = get(client, "/dashboard/")
+    assert "Local dashboard" in page and "$0.90" in page
+
+
+def test_an_empty_dashboard_says_what_to_do_next(admin_client):
+    for tab in ("cost", "activity", "identity"):
+        page = get(admin_client, f"/dashboard/?tab={tab}")
+        assert "metis gateway issue-key" in page and "http://127.0.0.1:8422" in page
+
+
+def test_a_tab_switch_over_htmx_returns_only_the_panel(admin_client, spend):
+    fragment = get(
+        admin_client,
+        "/dashboard/?tab=identity",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="dashboard-panel",
+    )
+    assert fragment.lstrip().startswith('<div id="dashboard-panel"')
+    assert "<html" not in fragment and "Per-team spend" in fragment
+
+
+def test_a_scope_pill_over_htmx_returns_only_the_identity_tables(admin_client, spend):
+    fragment = get(
+        admin_client,
+        "/dashboard/?tab=identity&view=user",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="identity-tables",
+    )
+    assert fragment.lstrip().startswith('<div id="identity-tables"')
+    assert "Per-user spend" in fragment and "Per-team spend" not in fragment
+
+
+def test_team_rows_carry_their_users_hidden_until_expanded(admin_client, spend):
+    page = get(admin_client, "/dashboard/?tab=identity&view=team")
+    eng_row = page.index('data-team="eng"')
+    alice_row = page.index('data-parent="team-1" hidden')
+    assert eng_row < alice_row < page.index('data-team="sales"')
+    assert "?tab=cost&amp;user=alice" in page or "tab=cost&amp;user=alice" in page
+
+
+def test_a_user_filter_scopes_cost_and_activity_with_a_chip(admin_client, spend):
+    everyone = get(admin_client, "/dashboard/")
+    assert 'id="total-calls">12<' in everyone and 'data-filter="user"' not in everyone
+    alice = get(admin_client, "/dashboard/?user=alice")
+    assert 'data-filter="user"' in alice and "<b>alice</b>" in alice
+    assert 'id="total-calls">6<' in alice and 'id="total-cost">$0.60<' in alice
+    activity = get(admin_client, "/dashboard/?tab=activity&user=alice")
+    assert "alice-laptop" in activity and "carol-laptop" not in activity
+
+
+def test_the_top_team_callout_appears_only_above_half_the_spend(admin_client, spend):
+    page = get(admin_client, "/dashboard/?tab=identity")
+    assert 'id="top-team"' in page and "78%" in page
+    record_calls(spend["keys"]["carol"], count=5, cost_usd="0.10")  # eng and sales: $0.70 each
+    page = get(admin_client, "/dashboard/?tab=identity")
+    assert 'id="top-team"' not in page
+
+
+def test_keys_show_inbound_shapes_last_call_and_an_empty_quota(admin_client, spend):
+    page = get(admin_client, "/dashboard/?tab=identity&view=key")
+    assert "openai 2" in page and "anthropic 6" in page
+    assert "s ago" in page and "<td>—</td>" in page
+
+
+@pytest.mark.parametrize(
+    ("table", "header"),
+    [
+        ("models", "key"),
+        ("teams", "team"),
+        ("users", "user"),
+        ("keys", "gateway_key_id"),
+        ("activity", "timestamp"),
+    ],
+)
+def test_each_table_exports_as_csv(admin_client, spend, table, header):
+    response = admin_client.get(f"/dashboard/export/{table}.csv?window=7d")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][0] == header and len(rows) > 1
+
+
+def test_the_csv_export_keeps_the_filter(admin_client, spend):
+    response = admin_client.get("/dashboard/export/activity.csv?user=bob")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert len(rows) == 2 and {r["user"] for r in rows} == {"bob"}
+
+
+def test_a_bad_window_is_refused_naming_the_parameter(admin_client):
+    response = admin_client.get("/dashboard/?window=3y")
+    assert response.status_code == 400 and b"window" in response.content
+
+
+def test_a_budget_owner_sees_their_team_and_not_the_others(client, settings, spend):
+    settings.METIS_LOCAL_MODE = False
+    alice = spend["users"][0]
+    TeamMembership.objects.create(
+        user=alice, team=spend["teams"]["eng"], role=TeamMembership.Role.BUDGET_OWNER
+    )
+    client.force_login(alice)
+    page = get(client, "/dashboard/?tab=identity")
+    assert "bob-laptop" in page and "carol-laptop" not in page
