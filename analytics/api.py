@@ -19,7 +19,7 @@ from ninja import NinjaAPI, Query
 from ninja.errors import ValidationError
 from ninja.renderers import BaseRenderer
 
-from analytics import access, queries, versioning
+from analytics import access, budgets, queries, versioning
 
 MAX_PAGE_SIZE = 500
 
@@ -160,7 +160,7 @@ def by_user(
 ) -> dict:  # fmt: skip
     """Spend per user label (`x-metis-user`, else the key's owner; null = untagged)."""
     return _answer(
-        request, response, lambda v, s: {"window": _window(s), "users": queries.by_user(v, s)}
+        request, response, lambda v, s: {"window": _window(s), "users": budgets.by_user(v, s)}
     )
 
 
@@ -171,7 +171,7 @@ def by_team(
 ) -> dict:  # fmt: skip
     """Spend per team, each with its users inline (`by_user`)."""
     return _answer(
-        request, response, lambda v, s: {"window": _window(s), "teams": queries.by_team(v, s)}
+        request, response, lambda v, s: {"window": _window(s), "teams": budgets.by_team(v, s)}
     )
 
 

@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
-from analytics import access, charts, queries
+from analytics import access, budgets, charts, queries
 
 TABS = {"cost": "Cost", "activity": "Activity", "identity": "Spend by identity"}
 WINDOWS = ("1h", "24h", "7d", "30d")
@@ -100,8 +100,8 @@ def activity_context(request: HttpRequest, viewer: queries.Viewer, scope: querie
 
 def identity_context(request: HttpRequest, viewer: queries.Viewer, scope: queries.Scope) -> dict:
     view = request.GET.get("view") if request.GET.get("view") in VIEWS else "all"
-    teams = queries.by_team(viewer, scope)
-    users = queries.by_user(viewer, scope)
+    teams = budgets.by_team(viewer, scope)
+    users = budgets.by_user(viewer, scope)
     keys = queries.by_key(viewer, scope)
     return {
         "views": VIEWS,
@@ -141,11 +141,11 @@ EXPORTS: dict[str, tuple[tuple[str, ...], Callable[..., list[dict]]]] = {
     ),
     "teams": (
         ("team", "cost_usd", "calls", "users", "quota"),
-        lambda viewer, scope: queries.by_team(viewer, scope),
+        lambda viewer, scope: budgets.by_team(viewer, scope),
     ),
     "users": (
         ("user", "cost_usd", "calls", "quota"),
-        lambda viewer, scope: queries.by_user(viewer, scope),
+        lambda viewer, scope: budgets.by_user(viewer, scope),
     ),
     "keys": (
         ("gateway_key_id", "name", "user", "team", "cost_usd", "calls", "last_call_at", "quota"),
@@ -181,5 +181,12 @@ def export(request: HttpRequest, table: str) -> HttpResponse:
     out = csv.writer(response)
     out.writerow(columns)
     for row in rows:
-        out.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        out.writerow([cell(row.get(c)) for c in columns])
     return response
+
+
+def cell(value: object) -> object:
+    """A CSV cell: quotas by their label, absent values empty."""
+    if isinstance(value, dict):
+        return value.get("label", "")
+    return "" if value is None else value

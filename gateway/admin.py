@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from gateway.models import ModelAlias, PriceOverride, RoutePattern
+from gateway.models import BudgetWebhook, ModelAlias, PriceOverride, RoutePattern
 
 
 @admin.register(ModelAlias)
@@ -30,3 +30,8 @@ class PriceOverrideAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     search_fields = ["model"]
+
+
+@admin.register(BudgetWebhook)
+class BudgetWebhookAdmin(admin.ModelAdmin):
+    list_display = ["url", "is_active", "created_at"]

@@ -1,21 +1,18 @@
 """Who is calling: the gateway token → a cached, immutable snapshot of its key.
 
-The ORM is off the hot path: a key is loaded once and reused for
-METIS_KEY_CACHE_SECONDS (1 s by default), so a revoked key, a changed model
-list or a new expiry takes effect within that time in every process.
+The ORM is off the hot path: keys are loaded through gateway.cache, so a
+revoked key, a changed model list or a new expiry takes effect within
+METIS_KEY_CACHE_SECONDS (1 s by default) in every process.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.utils import timezone
 
+from gateway.cache import LoadCache
 from gateway.errors import GatewayError
 from identity import keys
 from identity.models import GatewayKey
@@ -47,10 +44,6 @@ class Caller:
     provider_key: str | None  # pass-through mode only; never stored or logged
 
 
-_cache: dict[str, tuple[float, KeySnapshot | None]] = {}
-_loading: dict[str, asyncio.Future[KeySnapshot | None]] = {}
-
-
 def _load(token_hash: str) -> KeySnapshot | None:
     row = (
         GatewayKey.objects.select_related("user", "team", "workspace")
@@ -73,31 +66,15 @@ def _load(token_hash: str) -> KeySnapshot | None:
     )
 
 
+_keys: LoadCache[str, KeySnapshot | None] = LoadCache(_load)
+
+
 async def lookup(token: str) -> KeySnapshot | None:
-    token_hash = keys.hash_token(token)
-    now = time.monotonic()
-    cached = _cache.get(token_hash)
-    if cached is not None and now - cached[0] < settings.METIS_KEY_CACHE_SECONDS:
-        return cached[1]
-    # Single flight: when a key's entry expires under load, one query refreshes it
-    # and the other requests for that key wait for the same result.
-    pending = _loading.get(token_hash)
-    if pending is None:
-        pending = _loading[token_hash] = asyncio.ensure_future(_refresh(token_hash))
-        pending.add_done_callback(lambda _: _loading.pop(token_hash, None))
-    return await asyncio.shield(pending)
-
-
-async def _refresh(token_hash: str) -> KeySnapshot | None:
-    snapshot = await sync_to_async(_load, thread_sensitive=False)(token_hash)
-    if len(_cache) > 10_000:  # unknown tokens are cached too; keep a guessing client bounded
-        _cache.clear()
-    _cache[token_hash] = (time.monotonic(), snapshot)
-    return snapshot
+    return await _keys.get(keys.hash_token(token))
 
 
 def forget_cached_keys() -> None:
-    _cache.clear()
+    _keys.clear()
 
 
 def credentials(headers: dict[str, str] | object) -> tuple[str | None, str | None]:

@@ -16,10 +16,11 @@ import orjson
 
 from analytics import pricing
 from analytics.usage import Usage
-from gateway import metrics
+from gateway import metrics, quota
 from gateway.auth import Caller
 from gateway.errors import Shape
 from gateway.events import make_event, writer
+from gateway.quota import Reservation
 from gateway.routing import Route, price_overrides
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Call:
     upstream_request_id: str | None = None
     cost_usd: Decimal | None = None
     price_source: str | None = None
+    reservation: Reservation | None = None  # what quota.check() holds for this call
 
     @property
     def latency_ms(self) -> float:
@@ -79,8 +81,8 @@ def record(call: Call) -> None:
     metrics.in_flight.dec()
     try:
         call.finished = call.finished or time.perf_counter()
-        if call.usage.input_tokens or call.usage.output_tokens:  # cancelled calls are billed too
-            price(call)
+        price(call)  # cancelled calls are billed too; a refused one costs $0 (null if unpriced)
+        quota.settle(call)
         writer.submit(events_of(call))
         observe(call)
     except Exception:

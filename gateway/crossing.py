@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from django.http import HttpRequest, HttpResponse
 
-from gateway import metrics, proxy, upstream
+from gateway import proxy
 from gateway.calls import Call
 from gateway.errors import GatewayError, Shape, bad_request
 from gateway.translate import requests as translate_requests
@@ -45,14 +45,7 @@ async def forward_translated(
         api_key=call.caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,
     )
-    call.upstream_started = time.perf_counter()
-    metrics.in_flight.inc()  # decremented when calls.record() takes the call
-    try:
-        response, call.retries = await upstream.send(upstream_request, provider=route.upstream.name)
-    except BaseException as exc:
-        proxy.fail(call, exc, record=True)
-        raise
-    call.status, call.upstream_request_id = response.status, proxy.upstream_request_id(response)
+    response = await proxy.send(call, upstream_request, translated, record=True)
     if call.stream and response.status == 200 and proxy.is_event_stream(response):
         return proxy.streaming_response(response, call, stream_translator(body, call), record=True)
     return await proxy.respond(

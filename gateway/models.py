@@ -87,3 +87,17 @@ class PriceOverride(models.Model):
             cache_write_5m=self.cache_write_per_mtok,
             source="override",
         )
+
+
+class BudgetWebhook(models.Model):
+    """Where budget alerts are POSTed (JSON) when a soft cap, or 50 % / 80 % of it, is crossed."""
+
+    url = models.URLField(max_length=500, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["url"]
+
+    def __str__(self) -> str:
+        return self.url

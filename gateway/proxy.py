@@ -25,10 +25,11 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
 
 from analytics.usage import Usage
-from gateway import auth, calls, crossing, metrics, routing, upstream
+from gateway import auth, calls, crossing, metrics, quota, routing, upstream
 from gateway.calls import Call
 from gateway.errors import GatewayError, Shape, bad_request
 from gateway.events import new_id
+from gateway.providers import UpstreamRequest
 from gateway.providers import openai as openai_adapter
 from gateway.sse import SSEEvent, SSEParser
 
@@ -54,18 +55,31 @@ async def forward(request: HttpRequest, shape: Shape, *, record: bool = True) ->
         api_key=caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,
     )
-    call.upstream_started = time.perf_counter()
+    response = await send(call, upstream_request, body, record=record)
+    if call.stream and response.status == 200 and is_event_stream(response):
+        return streaming_response(response, call, Passthrough(strip_usage_chunk), record=record)
+    return await respond(response, call, record=record)
+
+
+async def send(
+    call: Call, upstream_request: UpstreamRequest, body: dict[str, Any], *, record: bool
+) -> aiohttp.ClientResponse:
+    """Hold the call to its budgets and rate limits, then send it upstream. From here on
+    every outcome, a refusal included, is recorded (and settles the reservation)."""
     if record:
         metrics.in_flight.inc()  # decremented when calls.record() takes the call
     try:
-        response, call.retries = await upstream.send(upstream_request, provider=route.upstream.name)
+        if record:
+            call.reservation = await quota.check(call, body, len(upstream_request.body))
+        call.upstream_started = time.perf_counter()
+        response, call.retries = await upstream.send(
+            upstream_request, provider=call.route.upstream.name
+        )
     except BaseException as exc:
         fail(call, exc, record=record)
         raise
     call.status, call.upstream_request_id = response.status, upstream_request_id(response)
-    if call.stream and response.status == 200 and is_event_stream(response):
-        return streaming_response(response, call, Passthrough(strip_usage_chunk), record=record)
-    return await respond(response, call, record=record)
+    return response
 
 
 def parse_body(request: HttpRequest, shape: Shape, *, needs_max_tokens: bool) -> dict[str, Any]:

@@ -10,23 +10,21 @@ then the workspace default. The step that decided is recorded in
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from analytics.pricing import Price
 from gateway.auth import Caller
+from gateway.cache import LoadCache
 from gateway.errors import GatewayError, Shape, bad_request
-from gateway.models import ModelAlias, PriceOverride, RoutePattern
+from gateway.models import BudgetWebhook, ModelAlias, PriceOverride, RoutePattern
 from gateway.providers import PROVIDERS, Provider
 from identity.models import ProviderCredential
 
@@ -81,6 +79,7 @@ class Catalog:
     patterns: tuple[tuple[str, str, str], ...]  # (field, glob, model)
     prices_exact: dict[str, Price]
     prices_prefix: dict[str, Price]
+    webhooks: tuple[str, ...] = ()
 
 
 def _env_upstreams() -> dict[str, Upstream]:
@@ -110,40 +109,31 @@ def _load_catalog() -> Catalog:
     prefix: dict[str, Price] = {}
     for row in PriceOverride.objects.all():
         (prefix if row.match_prefix else exact)[row.model] = row.price()
-    return Catalog(aliases, upstreams, patterns, prices_exact=exact, prices_prefix=prefix)
+    webhooks = tuple(BudgetWebhook.objects.filter(is_active=True).values_list("url", flat=True))
+    return Catalog(aliases, upstreams, patterns, exact, prefix, webhooks)
 
 
-_catalog: tuple[float, Catalog] | None = None
-_catalog_loading: asyncio.Future[Catalog] | None = None
+_catalog: LoadCache[None, Catalog] = LoadCache(lambda _: _load_catalog())
 
 
 async def catalog() -> Catalog:
-    """The cached catalog; one refresh at a time however many requests find it stale."""
-    global _catalog_loading
-    if _catalog is not None and time.monotonic() - _catalog[0] < settings.METIS_KEY_CACHE_SECONDS:
-        return _catalog[1]
-    if _catalog_loading is None or _catalog_loading.done():
-        _catalog_loading = asyncio.ensure_future(_refresh_catalog())
-    return await asyncio.shield(_catalog_loading)
-
-
-async def _refresh_catalog() -> Catalog:
-    global _catalog
-    loaded = await sync_to_async(_load_catalog, thread_sensitive=False)()
-    _catalog = (time.monotonic(), loaded)
-    return loaded
+    return await _catalog.get(None)
 
 
 def price_overrides() -> tuple[dict[str, Price], dict[str, Price]]:
     """The operator's prices from the last loaded catalog: (exact ids, id prefixes)."""
-    if _catalog is None:
-        return {}, {}
-    return _catalog[1].prices_exact, _catalog[1].prices_prefix
+    loaded = _catalog.peek(None)
+    return (loaded.prices_exact, loaded.prices_prefix) if loaded else ({}, {})
+
+
+def webhook_urls() -> tuple[str, ...]:
+    """The operator's budget webhooks from the last loaded catalog."""
+    loaded = _catalog.peek(None)
+    return loaded.webhooks if loaded else ()
 
 
 def forget_catalog() -> None:
-    global _catalog, _catalog_loading
-    _catalog, _catalog_loading = None, None
+    _catalog.clear()
 
 
 def resolve_name(name: str, cat: Catalog) -> tuple[Upstream, str]:

@@ -211,24 +211,3 @@ class ProviderCredentialAdmin(admin.ModelAdmin):
         if form.cleaned_data.get("api_key"):
             obj.set_api_key(form.cleaned_data["api_key"])
         super().save_model(request, obj, form, change)
-
-
-@admin.register(Quota)
-class QuotaAdmin(admin.ModelAdmin):
-    list_display = [
-        "__str__",
-        "period",
-        "soft_cap_usd",
-        "hard_cap_usd",
-        "requests_per_minute",
-        "tokens_per_minute",
-    ]
-    list_filter = ["period"]
-    list_select_related = ["team", "user", "key"]
-    search_fields = ["team__name", "user__username", "key__name", "key__id"]
-    autocomplete_fields = ["team", "user", "key"]
-    fieldsets = [
-        ("Applies to (exactly one)", {"fields": ["team", "user", "key"]}),
-        ("Limits", {"fields": ["period", "soft_cap_usd", "hard_cap_usd"]}),
-        ("Rates", {"fields": ["requests_per_minute", "tokens_per_minute"]}),
-    ]

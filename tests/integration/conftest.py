@@ -17,7 +17,7 @@ import uvicorn
 from django.test import override_settings
 
 from analytics.models import Event
-from gateway import auth, metrics, routing, upstream
+from gateway import auth, metrics, quota, routing, upstream
 from gateway.events import writer
 from gateway.handler import GatewayASGIHandler
 from gateway.mock import MockProviderThread
@@ -96,6 +96,7 @@ def gateway(
     httpx.delete(f"{mock_provider.url}/_mock/requests")
     auth.forget_cached_keys()
     routing.forget_catalog()
+    quota.reset()
     with override_settings(**GATEWAY_SETTINGS), ServerThread(GatewayASGIHandler()) as server:
         yield Gateway(url=f"http://127.0.0.1:{server.port}", mock=mock_provider)
         assert writer.flush()

@@ -1,0 +1,55 @@
+"""What the gateway reads from the database, kept off the hot path.
+
+A value is loaded on the shared executor (never on the event loop, never on a
+per-request thread), reused for METIS_KEY_CACHE_SECONDS, and loaded once at a
+time: when an entry expires under load, one query refreshes it and the other
+requests for it wait for that same result. So a revoked key, a changed quota
+or a new alias takes effect within that time in every gateway process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LoadCache(Generic[K, V]):
+    def __init__(self, load: Callable[[K], V], *, max_entries: int = 10_000) -> None:
+        self._load = sync_to_async(load, thread_sensitive=False)
+        self._max_entries = max_entries
+        self._values: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K) -> V:
+        cached = self._values.get(key)
+        if cached is not None and time.monotonic() - cached[0] < settings.METIS_KEY_CACHE_SECONDS:
+            return cached[1]
+        pending = self._loading.get(key)
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = self._loading[key] = asyncio.ensure_future(self._refresh(key))
+            pending.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _refresh(self, key: K) -> V:
+        value = await self._load(key)
+        if len(self._values) >= self._max_entries:  # unknown tokens are cached too: stay bounded
+            self._values.clear()
+        self._values[key] = (time.monotonic(), value)
+        return value
+
+    def peek(self, key: K) -> V | None:
+        """The last loaded value, however old; None before the first load."""
+        cached = self._values.get(key)
+        return cached[1] if cached is not None else None
+
+    def clear(self) -> None:
+        self._values.clear()
+        self._loading.clear()

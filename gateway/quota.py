@@ -1,0 +1,264 @@
+"""Budgets and rate limits, held before the upstream call.
+
+A key's call counts against the quotas of its key, its owner and its team; all
+must pass. Periods (day, week, month, total) follow calendar boundaries in
+METIS_TIME_ZONE, computed from timestamps: nothing resets them.
+
+Hard caps are exact under concurrency: `check()` reserves the call's worst-case
+cost (its input at the input price plus max_tokens at the output price) before
+it is sent, and refuses when spent + reserved + worst case would pass the cap;
+`settle()` (from calls.record) swaps the reservation for the real cost, on
+success, error or cancel alike. Unpriced models cost nothing against USD caps,
+but count against request and token rates.
+
+This ledger lives in the process: spend is loaded from the typed call rows
+(analytics.budgets) the first time a period is seen, then kept in memory, so
+a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from analytics import budgets, pricing
+from analytics.budgets import period_bounds
+from analytics.usage import Usage
+from gateway import alerts
+from gateway.cache import LoadCache
+from gateway.errors import GatewayError
+from identity.models import GatewayKey, Quota
+
+if TYPE_CHECKING:
+    from gateway.calls import Call
+
+logger = logging.getLogger(__name__)
+
+THRESHOLDS = (50, 80, 100)  # percent of the soft cap that raise an alert, once per period
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A Quota row, as the gateway holds it."""
+
+    scope: str  # "team" | "user" | "key"
+    scope_id: str  # team name, username or key id (what the analytics rows carry)
+    period: str
+    soft: Decimal | None
+    hard: Decimal | None
+    rpm: int | None
+    tpm: int | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope} {self.scope_id}"
+
+
+@dataclass(slots=True)
+class Reservation:
+    amount: Decimal  # the worst case held against each capped slot
+    rules: tuple[Rule, ...]
+    capped: list[tuple[Rule, datetime]]  # (rule, period start) the amount is held against
+    settled: bool = False
+
+
+@dataclass(slots=True)
+class Ledger:
+    spent: dict[tuple[str, str, datetime], Decimal] = field(default_factory=dict)
+    reserved: dict[tuple[str, str, datetime], Decimal] = field(default_factory=dict)
+    alerted: dict[tuple[str, str, datetime], int] = field(default_factory=dict)  # highest %
+    requests: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    tokens: dict[tuple[str, str], deque[tuple[float, int]]] = field(default_factory=dict)
+    loading: dict[tuple[str, str, datetime], asyncio.Future[None]] = field(default_factory=dict)
+
+
+ledger = Ledger()
+
+
+def reset() -> None:
+    """Forget everything held in memory (tests; a changed database)."""
+    global ledger
+    ledger = Ledger()
+    _rules.clear()
+
+
+# -- rules --------------------------------------------------------------------------
+
+
+def _load_rules(key_id: str) -> tuple[Rule, ...]:
+    key = GatewayKey.objects.select_related("user", "team").filter(pk=key_id).first()
+    if key is None:
+        return ()
+    match = Q(key_id=key.id)
+    if key.user_id:
+        match |= Q(user_id=key.user_id)
+    if key.team_id:
+        match |= Q(team_id=key.team_id)
+    rules = []
+    for quota in Quota.objects.filter(match).select_related("team", "user"):
+        caps = (quota.soft_cap_usd, quota.hard_cap_usd)
+        rates = (quota.requests_per_minute, quota.tokens_per_minute)
+        rules.append(Rule(*budgets.scope_of(quota), quota.period, *caps, *rates))
+    return tuple(rules)
+
+
+_rules: LoadCache[str, tuple[Rule, ...]] = LoadCache(_load_rules)
+
+
+async def rules_for(key_id: str) -> tuple[Rule, ...]:
+    return await _rules.get(key_id)
+
+
+# -- spend --------------------------------------------------------------------------
+
+
+async def ensure_loaded(rule: Rule, start: datetime) -> None:
+    slot = (rule.scope, rule.scope_id, start)
+    if slot in ledger.spent:
+        return
+    pending = ledger.loading.get(slot)
+    if pending is None:
+        pending = ledger.loading[slot] = asyncio.ensure_future(_load_spend(rule, start, slot))
+    await asyncio.shield(pending)
+
+
+async def _load_spend(rule: Rule, start: datetime, slot: tuple[str, str, datetime]) -> None:
+    spent = await sync_to_async(budgets.spend, thread_sensitive=False)(
+        rule.scope, rule.scope_id, start
+    )
+    ledger.spent.setdefault(slot, spent)
+    if (
+        rule.soft is not None
+    ):  # alerts already crossed before this process started are not sent again
+        ledger.alerted[slot] = max([p for p in THRESHOLDS if spent >= rule.soft * p / 100] or [0])
+    ledger.loading.pop(slot, None)
+
+
+# -- check and settle ---------------------------------------------------------------
+
+
+def worst_case_cost(call: Call, body: dict[str, Any], body_bytes: int) -> Decimal:
+    """What the call could cost at most: every byte of the body as an input token (a
+    generous bound) and its whole output allowance. Unpriced models: 0."""
+    price = pricing.find_price(call.route.upstream.price_provider, call.route.model)
+    if price is None:
+        return Decimal(0)
+    output = body.get("max_tokens") or body.get("max_completion_tokens")
+    if type(output) is not int or output < 1:
+        output = settings.METIS_QUOTA_DEFAULT_MAX_TOKENS
+    return pricing.cost_usd(price, Usage(input_tokens=body_bytes, output_tokens=output))
+
+
+async def check(call: Call, body: dict[str, Any], body_bytes: int) -> Reservation | None:
+    """Refuse the call (429 in the caller's shape) or hold its worst case; None when the
+    key has no quotas."""
+    rules = await rules_for(call.caller.key.id)
+    if not rules:
+        return None
+    now = timezone.now()
+    capped = [
+        (rule, period_bounds(rule.period, now))
+        for rule in rules
+        if rule.hard is not None or rule.soft is not None  # a $0 hard cap blocks everything
+    ]
+    for rule, (start, _) in capped:
+        await ensure_loaded(rule, start)
+    # From here to the reservation nothing awaits: concurrent calls see each other's holds.
+    check_rates(rules)
+    worst = worst_case_cost(call, body, body_bytes)
+    for rule, (start, end) in capped:
+        slot = (rule.scope, rule.scope_id, start)
+        committed = ledger.spent[slot] + ledger.reserved.get(slot, Decimal(0))
+        if rule.hard is not None and committed + worst > rule.hard:
+            raise exceeded(rule, committed, end)
+    for rule, (start, _) in capped:
+        slot = (rule.scope, rule.scope_id, start)
+        ledger.reserved[slot] = ledger.reserved.get(slot, Decimal(0)) + worst
+    moment = time.monotonic()
+    for rule in rules:
+        if rule.rpm:
+            ledger.requests.setdefault((rule.scope, rule.scope_id), deque()).append(moment)
+    return Reservation(worst, rules, [(rule, start) for rule, (start, _) in capped])
+
+
+def check_rates(rules: tuple[Rule, ...]) -> None:
+    now = time.monotonic()
+    for rule in rules:
+        slot = (rule.scope, rule.scope_id)
+        if rule.rpm:
+            seen = ledger.requests.setdefault(slot, deque())
+            while seen and seen[0] <= now - 60:
+                seen.popleft()
+            if len(seen) >= rule.rpm:
+                raise rate_limited(rule, f"{rule.rpm} requests", seen[0] + 60 - now)
+        if rule.tpm:
+            used = ledger.tokens.setdefault(slot, deque())
+            while used and used[0][0] <= now - 60:
+                used.popleft()
+            if sum(count for _, count in used) >= rule.tpm:
+                raise rate_limited(rule, f"{rule.tpm} tokens", used[0][0] + 60 - now)
+
+
+def settle(call: Call) -> None:
+    """Swap the call's reservation for what it really cost (0 when unpriced), and count
+    its tokens against token rates. Idempotent."""
+    held = call.reservation
+    if held is None or held.settled:
+        return
+    held.settled = True
+    tokens = call.usage.input_tokens + call.usage.output_tokens
+    for rule in held.rules:
+        if rule.tpm and tokens:
+            used = ledger.tokens.setdefault((rule.scope, rule.scope_id), deque())
+            used.append((time.monotonic(), tokens))
+    actual = call.cost_usd or Decimal(0)
+    for rule, start in held.capped:
+        slot = (rule.scope, rule.scope_id, start)
+        ledger.reserved[slot] = ledger.reserved.get(slot, Decimal(0)) - held.amount
+        ledger.spent[slot] = ledger.spent.get(slot, Decimal(0)) + actual
+        if rule.soft is not None:
+            alert_crossings(rule, start, ledger.spent[slot], call)
+
+
+def alert_crossings(rule: Rule, start: datetime, spent: Decimal, call: Call) -> None:
+    slot = (rule.scope, rule.scope_id, start)
+    crossed = [p for p in THRESHOLDS if spent >= rule.soft * p / 100]
+    if crossed and crossed[-1] > ledger.alerted.get(slot, 0):
+        ledger.alerted[slot] = crossed[-1]
+        alerts.budget_alert(rule, start, spent, crossed[-1], call)
+
+
+# -- refusals -----------------------------------------------------------------------
+
+
+def exceeded(rule: Rule, committed: Decimal, end: datetime | None) -> GatewayError:
+    period = "total" if rule.period == Quota.Period.TOTAL else f"{rule.period}ly"
+    period = {"dayly": "daily"}.get(period, period)
+    resets = f"; it resets at {end.isoformat()}" if end else "; it does not reset"
+    return GatewayError(
+        429,
+        f"Budget exceeded: {rule.label}'s {period} hard cap of ${rule.hard:.2f} is spent or "
+        f"held by calls in flight (${committed:.4f}){resets}.",
+        error_class="QUOTA_EXCEEDED",
+    )
+
+
+def rate_limited(rule: Rule, limit: str, wait: float) -> GatewayError:
+    seconds = max(1, int(wait + 0.999))
+    return GatewayError(
+        429,
+        f"Rate limit: {rule.label} may send {limit} per minute; retry in {seconds} s.",
+        error_class="RATE_LIMITED",
+        headers={"retry-after": str(seconds)},
+    )
