@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from analytics import queries
-from identity.models import GatewayKey, Quota
+from identity.models import GatewayKey, Quota, TeamMembership
 
 EPOCH = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
 EVERYONE = queries.Viewer(kind="all")
@@ -122,9 +122,11 @@ def summary(quotas: list[Quota], now: datetime) -> dict | None:
 
 
 def by_team(viewer: queries.Viewer, scope: queries.Scope) -> list[dict]:
-    """queries.by_team, each team with its quota status (the dashboard's Quota column)."""
+    """queries.by_team, each team with its quota status (the dashboard's Quota column).
+    A team's status tells its whole spend, so only those who may see the whole team
+    (staff, local mode, its budget owners) get it."""
     rows = queries.by_team(viewer, scope)
-    names = [row["team"] for row in rows if row["team"]]
+    names = [row["team"] for row in rows if row["team"] and sees_whole_team(viewer, row["team"])]
     quotas = Quota.objects.filter(team__name__in=names).select_related("team")
     now = timezone.now()
     for row in rows:
@@ -133,11 +135,20 @@ def by_team(viewer: queries.Viewer, scope: queries.Scope) -> list[dict]:
 
 
 def by_user(viewer: queries.Viewer, scope: queries.Scope) -> list[dict]:
-    """queries.by_user, each user with their quota status."""
+    """queries.by_user, each user with their quota status: for themselves, their budget
+    owners, and staff."""
     rows = queries.by_user(viewer, scope)
     names = [row["user"] for row in rows if row["user"]]
     quotas = Quota.objects.filter(user__username__in=names).select_related("user")
+    if viewer.kind != "all":
+        teams = TeamMembership.objects.filter(team__name__in=viewer.team_names)
+        visible = {viewer.user, *teams.values_list("user__username", flat=True)}
+        quotas = [q for q in quotas if q.user.username in visible]
     now = timezone.now()
     for row in rows:
         row["quota"] = summary([q for q in quotas if q.user.username == row["user"]], now)
     return rows
+
+
+def sees_whole_team(viewer: queries.Viewer, team: str) -> bool:
+    return viewer.kind == "all" or team in viewer.team_names

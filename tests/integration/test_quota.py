@@ -17,7 +17,7 @@ from analytics import pricing
 from analytics.usage import Usage
 from gateway import quota, routing
 from gateway.models import BudgetWebhook
-from identity.models import GatewayKey, Quota, Team, User
+from identity.models import GatewayKey, Quota, Team, TeamMembership, User
 from tests.calls import record_calls
 
 BODY = {
@@ -230,3 +230,23 @@ def test_teams_and_users_carry_their_quota_status_in_the_api_and_the_dashboard(
     page = client.get("/dashboard/?tab=identity").content.decode()
     assert "over soft cap · $0.03 of $1.00 month" in page
     assert "quota-hard" in page
+
+
+def test_a_developer_sees_their_own_quota_but_not_their_teams_spend(
+    transactional_db, token, client
+):
+    alice = User.objects.get(username="alice")
+    alice.set_password("pw-alice-123")
+    alice.save()
+    record_calls(GatewayKey.objects.get(name="alice-laptop"), count=2, cost_usd="0.0100")
+    team_quota(period="month", hard_cap_usd=Decimal("1"))
+    Quota.objects.create(user=alice, period="month", hard_cap_usd=Decimal("0.5"))
+    assert client.login(username="alice", password="pw-alice-123")
+    (eng,) = client.get("/analytics/by_team").json()["teams"]
+    assert eng["team"] == "eng" and eng["quota"] is None  # not a budget owner: no team total
+    (own,) = client.get("/analytics/by_user").json()["users"]
+    assert own["quota"]["state"] == "ok"
+    TeamMembership.objects.create(user=alice, team=Team.objects.get(name="eng"),
+                                  role="budget_owner")  # fmt: skip
+    (eng,) = client.get("/analytics/by_team").json()["teams"]
+    assert eng["quota"]["label"] == "ok · $0.02 of $1.00 month"
