@@ -3,8 +3,9 @@
 A value is loaded on the shared executor (never on the event loop, never on a
 per-request thread), reused for METIS_KEY_CACHE_SECONDS, and loaded once at a
 time: when an entry expires under load, one query refreshes it and the other
-requests for it wait for that same result. So a revoked key, a changed quota
-or a new alias takes effect within that time in every gateway process.
+requests for it wait for that same result. A change saved anywhere also drops
+every cache at once (gateway/invalidation.py); the lifetime is the bound only
+when that message cannot arrive.
 """
 
 from __future__ import annotations
@@ -21,8 +22,18 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+_every_cache: list[LoadCache] = []
+
+
+def forget_everything() -> None:
+    """Drop every cached value: something they were loaded from has changed."""
+    for cache in _every_cache:
+        cache.clear()
+
+
 class LoadCache(Generic[K, V]):
     def __init__(self, load: Callable[[K], V], *, max_entries: int = 10_000) -> None:
+        _every_cache.append(self)
         self._load = sync_to_async(load, thread_sensitive=False)
         self._max_entries = max_entries
         self._values: dict[K, tuple[float, V]] = {}

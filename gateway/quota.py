@@ -31,11 +31,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from analytics import budgets, pricing
 from analytics.budgets import period_bounds
 from analytics.usage import Usage
-from gateway import alerts
+from gateway import alerts, shared_ledger
 from gateway.cache import LoadCache
 from gateway.errors import GatewayError
 from identity.models import GatewayKey, Quota
@@ -71,6 +72,7 @@ class Reservation:
     rules: tuple[Rule, ...]
     capped: list[tuple[Rule, datetime]]  # (rule, period start) the amount is held against
     settled: bool = False
+    shared: bool = False  # held in Redis (shared_ledger) rather than in this process
 
 
 @dataclass(slots=True)
@@ -172,11 +174,18 @@ async def check(call: Call, body: dict[str, Any], body_bytes: int) -> Reservatio
         for rule in rules
         if rule.hard is not None or rule.soft is not None  # a $0 hard cap blocks everything
     ]
+    worst = worst_case_cost(call, body, body_bytes)
+    if shared_ledger.enabled():
+        try:
+            return await check_shared(call, rules, capped, worst)
+        except (RedisError, OSError) as exc:
+            shared_ledger.complain(exc)
+            if settings.METIS_REDIS_FAILURE == "closed":
+                raise shared_ledger.unavailable() from None
     for rule, (start, _) in capped:
         await ensure_loaded(rule, start)
     # From here to the reservation nothing awaits: concurrent calls see each other's holds.
     check_rates(rules)
-    worst = worst_case_cost(call, body, body_bytes)
     for rule, (start, end) in capped:
         slot = (rule.scope, rule.scope_id, start)
         committed = ledger.spent[slot] + ledger.reserved.get(slot, Decimal(0))
@@ -217,6 +226,9 @@ def settle(call: Call) -> None:
     if held is None or held.settled:
         return
     held.settled = True
+    if held.shared:
+        spawn(settle_shared(call, held))
+        return
     tokens = call.usage.input_tokens + call.usage.output_tokens
     for rule in held.rules:
         if rule.tpm and tokens:
@@ -237,6 +249,83 @@ def alert_crossings(rule: Rule, start: datetime, spent: Decimal, call: Call) -> 
     if crossed and crossed[-1] > ledger.alerted.get(slot, 0):
         ledger.alerted[slot] = crossed[-1]
         alerts.budget_alert(rule, start, spent, crossed[-1], call)
+
+
+# -- several processes: the same, held in Redis -------------------------------------
+
+
+async def check_shared(
+    call: Call, rules: tuple[Rule, ...], capped: list, worst: Decimal
+) -> Reservation:
+    for rule in rules:
+        if rule.rpm:
+            member = f"{call.request_id}|1"
+            wait = await shared_ledger.check_rate(rule, "rpm", rule.rpm, member, record=True)
+            if wait is not None:
+                raise rate_limited(rule, f"{rule.rpm} requests", wait)
+        if rule.tpm:
+            wait = await shared_ledger.check_rate(rule, "tpm", rule.tpm, "", record=False)
+            if wait is not None:
+                raise rate_limited(rule, f"{rule.tpm} tokens", wait)
+    slots = [(rule, start) for rule, (start, _) in capped]
+    refused = await shared_ledger.reserve(call.request_id, slots, worst, seed_spend)
+    if refused is not None:
+        rule, committed = refused
+        raise exceeded(rule, committed, period_bounds(rule.period, timezone.now())[1])
+    return Reservation(worst, rules, slots, shared=True)
+
+
+async def seed_spend(rule: Rule, start: datetime) -> Decimal:
+    return await sync_to_async(budgets.spend, thread_sensitive=False)(
+        rule.scope, rule.scope_id, start
+    )
+
+
+async def settle_shared(call: Call, held: Reservation) -> None:
+    try:
+        after = await shared_ledger.settle(
+            call.request_id, held.capped, call.cost_usd or Decimal(0)
+        )
+        tokens = call.usage.input_tokens + call.usage.output_tokens
+        for rule in held.rules:
+            if rule.tpm and tokens:
+                await shared_ledger.record_tokens(rule, f"{call.request_id}|{tokens}")
+        for (rule, start), spent in zip(held.capped, after, strict=True):
+            if spent is None or rule.soft is None:
+                continue
+            crossed = [p for p in THRESHOLDS if spent >= rule.soft * p / 100]
+            if crossed and await shared_ledger.claim_alert(rule, start, crossed[-1]):
+                alerts.budget_alert(rule, start, spent, crossed[-1], call)
+            await reconcile_now_and_then(rule, start)
+    except (RedisError, OSError) as exc:
+        # The hold expires by itself; reconcile() restores the spend from the events.
+        shared_ledger.complain(exc)
+
+
+_reconciled: dict[tuple[str, str, datetime], float] = {}
+
+
+async def reconcile_now_and_then(rule: Rule, start: datetime) -> None:
+    """Once a minute per slot and process: raise Redis' spend to the event record's."""
+    slot = (rule.scope, rule.scope_id, start)
+    if time.monotonic() - _reconciled.get(slot, 0.0) < 60:
+        return
+    _reconciled[slot] = time.monotonic()
+    await shared_ledger.reconcile(rule, start, await seed_spend(rule, start))
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def spawn(work) -> None:
+    try:
+        task = asyncio.get_running_loop().create_task(work)
+    except RuntimeError:
+        work.close()
+        logger.error("budget settlement skipped: no event loop")
+        return
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
 
 
 # -- refusals -----------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """ASGI entry point for both processes; METIS_ROLE (set by the CLI) picks the URLconf.
 
-The gateway also answers ASGI lifespan: on shutdown (SIGTERM / Ctrl-C, after
+The gateway also answers ASGI lifespan: on startup it listens for published
+changes (gateway/invalidation.py); on shutdown (SIGTERM / Ctrl-C, after
 uvicorn has drained in-flight requests) it closes the upstream pools and writes
 every queued event before the process exits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import django
@@ -27,11 +29,17 @@ else:
 async def application(scope, receive, send) -> None:
     if scope["type"] != "lifespan":
         return await django_application(scope, receive, send)
+    listening = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            from gateway import invalidation
+
+            listening = asyncio.ensure_future(invalidation.listen())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if listening is not None:
+                listening.cancel()
             await shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return

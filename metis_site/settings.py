@@ -211,6 +211,13 @@ METIS_UPSTREAM_RETRIES = envint("METIS_UPSTREAM_RETRIES", 2)
 METIS_UPSTREAM_RETRY_SECONDS = envfloat("METIS_UPSTREAM_RETRY_SECONDS", 30.0)
 METIS_UPSTREAM_CONNECT_TIMEOUT = envfloat("METIS_UPSTREAM_CONNECT_TIMEOUT", 10.0)
 METIS_UPSTREAM_READ_TIMEOUT = envfloat("METIS_UPSTREAM_READ_TIMEOUT", 600.0)
+# Budgets shared by several gateway processes live in Redis; without it, in each process.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+METIS_REDIS_FAILURE = os.environ.get("METIS_REDIS_FAILURE", "closed")
+if METIS_REDIS_FAILURE not in ("closed", "open"):
+    raise ImproperlyConfigured("METIS_REDIS_FAILURE must be 'closed' or 'open'")
+# How long a call's budget hold outlives a process that died mid-call.
+METIS_QUOTA_HOLD_SECONDS = envint("METIS_QUOTA_HOLD_SECONDS", 1200)
 # The output allowance reserved against a budget when a request sets no max tokens.
 METIS_QUOTA_DEFAULT_MAX_TOKENS = envint("METIS_QUOTA_DEFAULT_MAX_TOKENS", 8192)
 METIS_MAX_BODY_BYTES = envint("METIS_MAX_BODY_BYTES", 32 * 1024 * 1024)

@@ -17,7 +17,7 @@ import uvicorn
 from django.test import override_settings
 
 from analytics.models import Event
-from gateway import auth, metrics, quota, routing, upstream
+from gateway import auth, invalidation, metrics, quota, routing, upstream
 from gateway.events import writer
 from gateway.handler import GatewayASGIHandler
 from gateway.mock import MockProviderThread
@@ -65,7 +65,9 @@ class ServerThread(threading.Thread):
         asyncio.run(self.serve())
 
     async def serve(self) -> None:
+        listening = asyncio.ensure_future(invalidation.listen())  # as the lifespan does
         await self.server.serve()
+        listening.cancel()
         await upstream.close_sessions()
 
     def __enter__(self) -> ServerThread:

@@ -6,16 +6,20 @@ import asyncio
 import json
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import orjson
 import pytest
+from django.utils import timezone
+from ulid import ULID
 
 from analytics import pricing
 from analytics.usage import Usage
 from gateway import quota, routing
+from gateway.events import PendingEvent, writer
 from gateway.models import BudgetWebhook
 from identity.models import GatewayKey, Quota, Team, TeamMembership, User
 from tests.calls import record_calls
@@ -250,3 +254,25 @@ def test_a_developer_sees_their_own_quota_but_not_their_teams_spend(
                                   role="budget_owner")  # fmt: skip
     (eng,) = client.get("/analytics/by_team").json()["teams"]
     assert eng["quota"]["label"] == "ok · $0.02 of $1.00 month"
+
+
+def test_yesterdays_spend_counts_against_the_month_but_not_today(gateway, token, settings):
+    """Periods reset by their timestamps: nothing has to run at midnight."""
+    key = GatewayKey.objects.get(name="alice-laptop")
+    yesterday = timezone.now() - timedelta(days=1)
+    if yesterday.month != timezone.now().month:
+        pytest.skip("on the first of the month yesterday is in another month")
+    micros = int(yesterday.timestamp() * 1_000_000)
+    payload = {"gateway_key_id": key.id, "team": "eng", "user": "alice", "status": 200,
+               "model": "claude-haiku-4-5", "cost_usd": orjson.Fragment(b"0.5000")}  # fmt: skip
+    event_id = str(ULID.from_timestamp(yesterday.timestamp()))
+    writer.submit([PendingEvent(event_id, "llm.call_completed", micros,
+                                orjson.dumps(payload).decode(), key.id)])  # fmt: skip
+    assert writer.flush()
+    team_quota(period="day", hard_cap_usd=Decimal("0.10"))
+    assert call(gateway, token).status_code == 200  # today: a new day, nothing spent
+    team_quota(period="month", hard_cap_usd=Decimal("0.10"))
+    quota.reset()
+    refused = call(gateway, token)  # this month: yesterday's $0.50 is past the cap
+    assert refused.status_code == 429
+    assert "monthly hard cap of $0.10" in refused.json()["error"]["message"]
