@@ -136,13 +136,10 @@ async def ensure_loaded(rule: Rule, start: datetime) -> None:
 
 
 async def _load_spend(rule: Rule, start: datetime, slot: tuple[str, str, datetime]) -> None:
-    spent = await sync_to_async(budgets.spend, thread_sensitive=False)(
-        rule.scope, rule.scope_id, start
-    )
+    spent = await seed_spend(rule, start)
     ledger.spent.setdefault(slot, spent)
-    if (
-        rule.soft is not None
-    ):  # alerts already crossed before this process started are not sent again
+    if rule.soft is not None:
+        # Thresholds already behind us were alerted by whoever crossed them: not again.
         ledger.alerted[slot] = max([p for p in THRESHOLDS if spent >= rule.soft * p / 100] or [0])
     ledger.loading.pop(slot, None)
 
