@@ -7,16 +7,8 @@ from decimal import Decimal
 import anthropic
 import pytest
 
-HELLO = [{"role": "user", "content": "Say hello"}]
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "The weather in a city",
-    "input_schema": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
+from tests.integration.payloads import ANTHROPIC_WEATHER_TOOL as WEATHER_TOOL
+from tests.integration.payloads import HELLO
 
 
 @pytest.fixture

@@ -29,14 +29,19 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def shared_budgets(settings):
+def empty_redis() -> None:
+    """A clean database 15 on the real Redis; skipped without one locally, never in CI."""
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).flushdb()
     except redis.ConnectionError:
         if os.environ.get("CI"):
             raise
         pytest.skip("no Redis at 127.0.0.1:6379 (CI always has one)")
+
+
+@pytest.fixture
+def shared_budgets(settings):
+    empty_redis()
     settings.REDIS_URL = REDIS_URL
     shared_ledger.reset()
     yield
@@ -116,12 +121,7 @@ def metis(env: dict, *args: str) -> str:
     bool(os.environ.get("DATABASE_URL")), reason="the two gateways share a SQLite METIS_HOME"
 )
 def test_two_gateway_processes_sharing_one_budget_never_pass_its_cap(tmp_path: Path):
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).flushdb()
-    except redis.ConnectionError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("no Redis at 127.0.0.1:6379 (CI always has one)")
+    empty_redis()
     with MockProviderThread() as provider:
         env = {**os.environ, "METIS_HOME": str(tmp_path), "REDIS_URL": REDIS_URL,
                "METIS_ANTHROPIC_BASE_URL": provider.url, "METIS_ANTHROPIC_API_KEY": "sk-x",

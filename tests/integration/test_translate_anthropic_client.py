@@ -9,16 +9,9 @@ import anthropic
 import httpx
 import pytest
 
-HELLO = [{"role": "user", "content": "Say hello"}]
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "The weather in a city",
-    "input_schema": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
+from tests.integration.payloads import ANTHROPIC_WEATHER_TOOL as WEATHER_TOOL
+from tests.integration.payloads import HELLO
+
 PIXEL = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
 
 

@@ -10,19 +10,9 @@ import httpx
 import openai
 import pytest
 
-HELLO = [{"role": "user", "content": "Say hello"}]
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+from tests.integration.payloads import HELLO
+from tests.integration.payloads import OPENAI_WEATHER_TOOL as WEATHER_TOOL
+
 PIXEL = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
 
 
