@@ -1,7 +1,8 @@
 """ASGI entry point for both processes; METIS_ROLE (set by the CLI) picks the URLconf.
 
-The gateway also answers ASGI lifespan: on startup it listens for published
-changes (gateway/invalidation.py); on shutdown (SIGTERM / Ctrl-C, after
+The gateway also answers ASGI lifespan: on startup it loads what every request
+will need and freezes it out of the garbage collector's sight (`settle()`), and
+listens for published changes (gateway/invalidation.py); on shutdown (SIGTERM / Ctrl-C, after
 uvicorn has drained in-flight requests) it closes the upstream pools and writes
 every queued event before the process exits.
 """
@@ -9,6 +10,7 @@ every queued event before the process exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 
 import django
@@ -35,6 +37,7 @@ async def application(scope, receive, send) -> None:
         if message["type"] == "lifespan.startup":
             from gateway import invalidation
 
+            settle()
             listening = asyncio.ensure_future(invalidation.listen())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
@@ -43,6 +46,21 @@ async def application(scope, receive, send) -> None:
             await shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def settle() -> None:
+    """Import the URLconf, views and price table now, then move everything alive into
+    the collector's permanent generation. Its full collections scan every tracked object;
+    with Django and the price table left in view, each took 60-100 ms at 64 concurrent
+    streams, every few seconds, and every request in flight waited them out."""
+    from django.urls import get_resolver
+
+    from analytics import pricing
+
+    get_resolver().url_patterns  # noqa: B018 - imports the gateway's API and views
+    pricing.find_price("anthropic", "claude-haiku-4-5")
+    gc.collect()
+    gc.freeze()
 
 
 async def shutdown() -> None:
