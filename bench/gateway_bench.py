@@ -8,9 +8,12 @@ then prints for both shapes, streamed and not, and for each client shape calling
 model of the other shape (translated, `oai→ant` and `ant→oai`):
   - added latency p50 / p99 at concurrency 1 (gateway minus direct),
   - requests/s and p99 at concurrency 64,
-  - streaming time-to-first-byte overhead p50 at concurrency 64, against a second mock
-    that streams tokens 20 ms apart like a real model (so 64 streams are in flight at
-    once without saturating anything; against the fixed mock, c=64 measures queueing),
+  - streaming time-to-first-byte overhead p50 / p99 at concurrency 64, against a second
+    mock that streams tokens 20 ms apart like a real model, so 64 streams are in flight
+    while new ones start (against the fixed mock, c=64 measures queueing). The 64 clients
+    start spread over one stream's length, as real traffic arrives: started together,
+    streams of equal length keep them in lockstep, and each measurement becomes a burst
+    of 64 simultaneous requests, which queues even when calling the mock directly,
   - gateway CPU per request and peak RSS,
 and finally sends a 20,000-request run, stops the gateway with SIGTERM and
 counts the llm.call_completed events written (must equal requests sent).
@@ -102,8 +105,11 @@ def request_for(
     return f"{base}/v1/chat/completions", headers, json.dumps(body).encode()
 
 
-async def load(url: str, headers: dict, body: bytes, *, total: int, concurrency: int) -> dict:
-    """Send `total` requests, `concurrency` at a time; latency and time to first byte."""
+async def load(
+    url: str, headers: dict, body: bytes, *, total: int, concurrency: int, spread: float = 0
+) -> dict:
+    """Send `total` requests, `concurrency` at a time; latency and time to first byte.
+    With `spread`, the clients start evenly over that many seconds instead of at once."""
     headers = {**headers, "content-type": "application/json"}
     latencies: list[float] = []
     ttfb: list[float] = []
@@ -112,8 +118,9 @@ async def load(url: str, headers: dict, body: bytes, *, total: int, concurrency:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def worker() -> None:
+        async def worker(index: int) -> None:
             nonlocal remaining, errors
+            await asyncio.sleep(spread * index / concurrency)
             while remaining > 0:
                 remaining -= 1
                 started = time.perf_counter()
@@ -128,7 +135,7 @@ async def load(url: str, headers: dict, body: bytes, *, total: int, concurrency:
                 ttfb.append((first or end) - started)
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - began
     return {
         "latencies": latencies,
@@ -161,15 +168,16 @@ def realistic_ttfb(
     shape: str, mock_url: str, gateway_url: str, token: str, model_shape: str | None = None
 ) -> dict:
     """TTFB overhead at c=64 with streams that last (tokens 20 ms apart)."""
-    direct = asyncio.run(load(*request_for(model_shape or shape, True, mock_url, "sk-bench"),
-                              total=640, concurrency=64))  # fmt: skip
+    to_mock = request_for(model_shape or shape, True, mock_url, "sk-bench")
+    spread = max(asyncio.run(load(*to_mock, total=5, concurrency=1))["latencies"])
+    direct = asyncio.run(load(*to_mock, total=640, concurrency=64, spread=spread))
     via = request_for(shape, True, gateway_url, token, model_shape)
-    asyncio.run(load(*via, total=64, concurrency=64))  # warm up
-    routed = asyncio.run(load(*via, total=640, concurrency=64))
+    asyncio.run(load(*via, total=64, concurrency=64, spread=spread))  # warm up
+    routed = asyncio.run(load(*via, total=640, concurrency=64, spread=spread))
     return {
         "realistic_ttfb_overhead_p50_ms_c64": pct(routed["ttfb"], 0.5) - pct(direct["ttfb"], 0.5),
         "realistic_ttfb_overhead_p99_ms_c64": pct(routed["ttfb"], 0.99) - pct(direct["ttfb"], 0.99),
-        "realistic_requests": 704,
+        "realistic_requests": 704,  # through the gateway
     }
 
 
