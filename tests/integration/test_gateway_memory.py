@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import anthropic
+import httpx
 import openai
 import pytest
 from django.core.handlers.asgi import ASGIRequest
@@ -48,6 +49,7 @@ def test_finished_requests_are_freed_without_the_garbage_collector(
             pass  # across shapes
         with pytest.raises(anthropic.NotFoundError):  # an error answer is a request too
             claude.messages.create(model="nonexistent-model", max_tokens=32, messages=PROMPT)
+        leave_a_stream_midway(gateway.url, token)
 
     calls()  # warm caches and pools, outside the measurement
     gc.collect()
@@ -61,6 +63,17 @@ def test_finished_requests_are_freed_without_the_garbage_collector(
     finally:
         gc.enable()
     assert left == []
+
+
+def leave_a_stream_midway(url: str, token: str) -> None:
+    body = {"model": "haiku", "max_tokens": 32, "stream": True, "messages": [
+        {"role": "user", "content": "Say hello [[fault:hang]]"}
+    ]}  # fmt: skip
+    headers = {"x-api-key": token}
+    with httpx.stream("POST", f"{url}/v1/messages", json=body, headers=headers) as response:
+        for line in response.iter_lines():
+            if line == "event: ping":
+                return
 
 
 def alive_request_objects() -> list[str]:
