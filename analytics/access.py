@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest
 
-from analytics.queries import Viewer
+from analytics.scope import Viewer
 from identity import keys
 from identity.models import GatewayKey, TeamMembership
 

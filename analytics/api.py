@@ -20,6 +20,7 @@ from ninja.errors import ValidationError
 from ninja.renderers import BaseRenderer
 
 from analytics import access, budgets, queries, versioning
+from analytics.scope import GROUP_BY, Scope, ScopeError, Viewer, parse_scope
 
 MAX_PAGE_SIZE = 500
 
@@ -76,8 +77,8 @@ def not_authenticated(request: HttpRequest, exc: NotAuthenticated) -> HttpRespon
     return _version_headers(request, response)
 
 
-@api.exception_handler(queries.ScopeError)
-def bad_parameter(request: HttpRequest, exc: queries.ScopeError) -> HttpResponse:
+@api.exception_handler(ScopeError)
+def bad_parameter(request: HttpRequest, exc: ScopeError) -> HttpResponse:
     error = {"type": "value_error", "loc": ["query", exc.param], "msg": exc.message}
     return _version_headers(request, api.create_response(request, {"detail": [error]}, status=422))
 
@@ -91,7 +92,7 @@ def invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
 def _answer(
     request: HttpRequest,
     response: HttpResponse,
-    build: Callable[[queries.Viewer, queries.Scope], dict],
+    build: Callable[[Viewer, Scope], dict],
 ) -> dict:
     version = versioning.negotiate(request.headers.get(versioning.HEADER))
     for name, value in versioning.response_headers(version).items():
@@ -99,16 +100,16 @@ def _answer(
     viewer = access.viewer_for(request)
     if viewer is None:
         raise NotAuthenticated
-    scope = queries.parse_scope(request.GET, timezone.now())
+    scope = parse_scope(request.GET, timezone.now())
     return build(viewer, scope)
 
 
-def _window(scope: queries.Scope) -> dict[str, datetime]:
+def _window(scope: Scope) -> dict[str, datetime]:
     return {"from": scope.start, "to": scope.end}
 
 
 # The query parameters, for validation of their types and the OpenAPI docs; the values
-# are read by `queries.parse_scope` so the API and the dashboard parse them alike.
+# are read by `parse_scope` so the API and the dashboard parse them alike.
 Window = Query(None, description="1h, 24h (default), 7d or 30d; or give from/to")
 From = Query(None, alias="from", description="ISO 8601 date or datetime (UTC if naive)")
 To = Query(None, description="ISO 8601 date or datetime; default now")
@@ -130,7 +131,7 @@ def cost(
     window: str | None = Window,
     from_: str | None = From,
     to: str | None = To,
-    group_by: str | None = Query(None, description=", ".join(queries.GROUP_BY)),
+    group_by: str | None = Query(None, description=", ".join(GROUP_BY)),
     gateway_key: str | None = Filter,
     user: str | None = Filter,
     team: str | None = Filter,
@@ -191,11 +192,11 @@ def activity(
 ) -> dict:
     """Recent calls, newest first, paged (`next_page` is null on the last page)."""
 
-    def build(viewer: queries.Viewer, scope: queries.Scope) -> dict:
+    def build(viewer: Viewer, scope: Scope) -> dict:
         if page < 1:
-            raise queries.ScopeError("page", "page starts at 1")
+            raise ScopeError("page", "page starts at 1")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise queries.ScopeError("page_size", f"page_size must be 1 to {MAX_PAGE_SIZE}")
+            raise ScopeError("page_size", f"page_size must be 1 to {MAX_PAGE_SIZE}")
         result = queries.activity(viewer, scope, page=page, page_size=page_size)
         return {"window": _window(scope), "filters": scope.filters, **result}
 

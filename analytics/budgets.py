@@ -2,7 +2,7 @@
 
 Periods (day, week, month, total) follow calendar boundaries in METIS_TIME_ZONE
 and are computed from timestamps: nothing resets them. Spend is read from the
-rollups the event writer keeps beside the events (analytics.queries). The gateway holds
+rollups the event writer keeps beside the events (analytics.aggregate). The gateway holds
 budgets with this (gateway/quota.py); the admin and the analytics API show it.
 """
 
@@ -17,10 +17,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from analytics import queries
+from analytics.aggregate import aggregate, money
+from analytics.scope import Scope, Viewer
 from identity.models import GatewayKey, Quota, TeamMembership
 
 EPOCH = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
-EVERYONE = queries.Viewer(kind="all")
+EVERYONE = Viewer(kind="all")
 
 
 def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime | None]:
@@ -57,15 +59,15 @@ def spend(scope: str, scope_id: str, start: datetime) -> Decimal:
     now = timezone.now()
     if scope == "user":
         keys = GatewayKey.objects.filter(user__username=scope_id).values_list("id", flat=True)
-        windows = [queries.Scope(start=start, end=now, gateway_key=key_id) for key_id in keys]
+        windows = [Scope(start=start, end=now, gateway_key=key_id) for key_id in keys]
     elif scope == "key":
-        windows = [queries.Scope(start=start, end=now, gateway_key=scope_id)]
+        windows = [Scope(start=start, end=now, gateway_key=scope_id)]
     else:
-        windows = [queries.Scope(start=start, end=now, team=scope_id)]
+        windows = [Scope(start=start, end=now, team=scope_id)]
     total = Decimal(0)
     for window in windows:
-        groups, _ = queries.aggregate(EVERYONE, window)
-        total += sum((queries.money(g.sums["cost_usd"]) for g in groups.values()), Decimal(0))
+        groups, _ = aggregate(EVERYONE, window)
+        total += sum((money(g.sums["cost_usd"]) for g in groups.values()), Decimal(0))
     return total
 
 
@@ -121,7 +123,7 @@ def summary(quotas: list[Quota], now: datetime) -> dict | None:
     return {"state": worst, "label": label, "quotas": details}
 
 
-def by_team(viewer: queries.Viewer, scope: queries.Scope) -> list[dict]:
+def by_team(viewer: Viewer, scope: Scope) -> list[dict]:
     """queries.by_team, each team with its quota status (the dashboard's Quota column).
     A team's status tells its whole spend, so only those who may see the whole team
     (staff, local mode, its budget owners) get it."""
@@ -134,7 +136,7 @@ def by_team(viewer: queries.Viewer, scope: queries.Scope) -> list[dict]:
     return rows
 
 
-def by_user(viewer: queries.Viewer, scope: queries.Scope) -> list[dict]:
+def by_user(viewer: Viewer, scope: Scope) -> list[dict]:
     """queries.by_user, each user with their quota status: for themselves, their budget
     owners, and staff."""
     rows = queries.by_user(viewer, scope)
@@ -150,5 +152,5 @@ def by_user(viewer: queries.Viewer, scope: queries.Scope) -> list[dict]:
     return rows
 
 
-def sees_whole_team(viewer: queries.Viewer, team: str) -> bool:
+def sees_whole_team(viewer: Viewer, team: str) -> bool:
     return viewer.kind == "all" or team in viewer.team_names

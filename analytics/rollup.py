@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connection
 
+from analytics.aggregate import CANCELLED, latency_bucket
 from analytics.models import (
     CALL_DAY_GROUP,
     CALL_HOUR_GROUP,
@@ -27,7 +28,6 @@ from analytics.models import (
     Event,
     to_units,
 )
-from analytics.queries import CANCELLED, latency_bucket
 
 CALL_COMPLETED = "llm.call_completed"
 # (id, type, timestamp_us, payload_json): an event as the writer holds it.

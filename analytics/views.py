@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
 from analytics import access, budgets, charts, queries
+from analytics.scope import Scope, ScopeError, Viewer, parse_scope
 
 TABS = {"cost": "Cost", "activity": "Activity", "identity": "Spend by identity"}
 WINDOWS = ("1h", "24h", "7d", "30d")
@@ -28,14 +29,14 @@ PARTIALS = ("dashboard-panel", "identity-tables")
 PAGE_SIZE = 50
 
 
-def scope_of(request: HttpRequest, *, filtered: bool = True) -> queries.Scope:
+def scope_of(request: HttpRequest, *, filtered: bool = True) -> Scope:
     """The window (24h unless given) and, for Cost and Activity, the identity filters.
     Only the scope's own parameters reach `parse_scope`: tab, view and page are ours."""
     names = ("window", "from", "to", *(FILTERS if filtered else ()))
     params = {n: request.GET[n] for n in names if request.GET.get(n)}
     if "from" not in params and "window" not in params:
         params["window"] = "24h"
-    return queries.parse_scope(params, timezone.now())
+    return parse_scope(params, timezone.now())
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -47,7 +48,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "cost"
     try:
         scope = scope_of(request, filtered=tab != "identity")
-    except queries.ScopeError as exc:
+    except ScopeError as exc:
         return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
     context: dict[str, Any] = {
         "tabs": TABS,
@@ -79,7 +80,7 @@ def chips_of(request: HttpRequest) -> list[dict]:
     return chips
 
 
-def cost_context(request: HttpRequest, viewer: queries.Viewer, scope: queries.Scope) -> dict:
+def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     by_model = queries.cost(viewer, scope, "model")
     bucket = charts.bucket_for(scope.start, scope.end)
     timeline = queries.cost(viewer, scope, bucket)["groups"]
@@ -90,7 +91,7 @@ def cost_context(request: HttpRequest, viewer: queries.Viewer, scope: queries.Sc
     }
 
 
-def activity_context(request: HttpRequest, viewer: queries.Viewer, scope: queries.Scope) -> dict:
+def activity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     try:
         page = max(int(request.GET.get("page", "1")), 1)
     except ValueError:
@@ -98,7 +99,7 @@ def activity_context(request: HttpRequest, viewer: queries.Viewer, scope: querie
     return {"activity": queries.activity(viewer, scope, page=page, page_size=PAGE_SIZE)}
 
 
-def identity_context(request: HttpRequest, viewer: queries.Viewer, scope: queries.Scope) -> dict:
+def identity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     view = request.GET.get("view") if request.GET.get("view") in VIEWS else "all"
     teams = budgets.by_team(viewer, scope)
     users = budgets.by_user(viewer, scope)
@@ -115,7 +116,7 @@ def identity_context(request: HttpRequest, viewer: queries.Viewer, scope: querie
     }
 
 
-TAB_CONTEXT: dict[str, Callable[[HttpRequest, queries.Viewer, queries.Scope], dict]] = {
+TAB_CONTEXT: dict[str, Callable[[HttpRequest, Viewer, Scope], dict]] = {
     "cost": cost_context,
     "activity": activity_context,
     "identity": identity_context,
@@ -168,7 +169,7 @@ def export(request: HttpRequest, table: str) -> HttpResponse:
         return redirect_to_login(request.get_full_path())
     try:
         scope = scope_of(request, filtered=table in ("models", "activity"))
-    except queries.ScopeError as exc:
+    except ScopeError as exc:
         return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
     if table == "activity":
         columns = ACTIVITY_COLUMNS

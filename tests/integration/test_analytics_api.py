@@ -13,8 +13,9 @@ from django.core.management import call_command
 from django.db.models import Count, Sum
 from django.test import override_settings
 
-from analytics import queries
+from analytics.aggregate import segments
 from analytics.models import Call, CallDay, CallHour
+from analytics.scope import GROUP_BY
 from tests.integration.analytics_seed import call_event, write
 
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -97,7 +98,7 @@ def test_from_and_to_are_half_open_and_exact_at_the_hour_edges(api):
     assert api("cost", **{"from": "2026-01-01", "to": "2026-01-01"})["totals"]["calls"] == 0
 
 
-@pytest.mark.parametrize("group_by", queries.GROUP_BY)
+@pytest.mark.parametrize("group_by", GROUP_BY)
 def test_each_group_by_splits_the_totals(api, group_by):
     rows = [
         call_event(DAY + timedelta(hours=1), model="m1", key="gk_1", user="u1", team="t1",
@@ -240,8 +241,8 @@ def test_the_rollup_agrees_with_the_calls_and_rebuild_reproduces_it(api):
     assert after == before and Call.objects.count() == 400
 
     # A long window (days, hours and partial hours) and the same numbers from the raw calls.
-    parts = queries.segments(datetime(2026, 1, 1, 7, 45, tzinfo=UTC),
-                             datetime(2026, 1, 3, 16, 20, tzinfo=UTC))  # fmt: skip
+    parts = segments(datetime(2026, 1, 1, 7, 45, tzinfo=UTC),
+                     datetime(2026, 1, 3, 16, 20, tzinfo=UTC))  # fmt: skip
     assert [source for source, _, _ in parts] == ["call", "call", "hour", "day", "hour"]
     params = {"from": "2026-01-01T07:45:00Z", "to": "2026-01-03T16:20:00Z"}
     totals = api("cost", **params)["totals"]

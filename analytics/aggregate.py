@@ -1,0 +1,271 @@
+"""Sums and latency percentiles over a scope: the one reading of `Call`, `CallHour` and
+`CallDay` that the public queries (analytics.queries), the quota check
+(analytics.budgets) and the rollup writer (analytics.rollup) share, so an error, a
+latency bucket and a window's edges mean the same everywhere.
+
+A window is cut at hour and UTC-day boundaries (`segments`): whole days are read from
+`CallDay`, whole hours from `CallHour`, the partial hours at either edge from `Call`, so
+totals are exact at the edges without scanning a month of calls. Latency percentiles are
+exact (from `Call`) for windows of 24 hours or less; for longer windows they come from
+the rollups' log-bucket histogram and are approximate to the bucket (buckets are a
+factor √2 wide; the value is interpolated linearly within its bucket).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from django.db.models import Case, Count, F, IntegerField, Max, Q, Sum, Value, When
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from analytics.models import LATENCY_BUCKETS, Call, CallDay, CallHour
+from analytics.scope import Scope, Viewer
+
+EXACT_PERCENTILES_UP_TO = timedelta(hours=24)
+CANCELLED = "CANCELLED"
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+# group_by name -> the column both tables share (day and hour are computed).
+_COLUMN = {
+    "model": "model",
+    "key": "gateway_key_id",
+    "user": "user",
+    "team": "team",
+    "workspace": "workspace",
+    "provider": "provider",
+    "inbound_shape": "inbound_shape",
+    "gateway_key_id": "gateway_key_id",
+}
+SUMS = (
+    "calls", "errors", "cancelled", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "reasoning_tokens", "cost_usd", "unpriced_calls",
+)  # fmt: skip
+LAT_COLUMNS = tuple(f"lat_{i:02d}" for i in range(LATENCY_BUCKETS))
+
+
+# -- aggregation ----------------------------------------------------------------------
+
+
+@dataclass
+class Agg:
+    """Sums for one group, plus what its percentiles need."""
+
+    sums: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(SUMS, 0))
+    histogram: list[int] = field(default_factory=lambda: [0] * LATENCY_BUCKETS)
+    latencies: list[float] = field(default_factory=list)
+    last_call_at: datetime | None = None
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        for name in SUMS:
+            self.sums[name] += row.get(f"s_{name}") or 0
+        last = row.get("s_last_call_at")
+        if last is not None and (self.last_call_at is None or last > self.last_call_at):
+            self.last_call_at = last
+
+    def merge(self, other: Agg) -> None:
+        self.add({f"s_{n}": v for n, v in other.sums.items()})
+        if other.last_call_at is not None:
+            self.add({"s_last_call_at": other.last_call_at})
+        self.histogram = [a + b for a, b in zip(self.histogram, other.histogram, strict=True)]
+        self.latencies.extend(other.latencies)
+
+    def totals(self, *, exact: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"cost_usd": money(self.sums["cost_usd"])}
+        out.update((name, self.sums[name]) for name in SUMS if name != "cost_usd")
+        if exact:
+            ordered = sorted(self.latencies)
+            out["p50_latency_ms"] = exact_percentile(ordered, 0.50)
+            out["p95_latency_ms"] = exact_percentile(ordered, 0.95)
+        else:
+            out["p50_latency_ms"] = histogram_percentile(self.histogram, 0.50)
+            out["p95_latency_ms"] = histogram_percentile(self.histogram, 0.95)
+        return out
+
+
+def money(value: Decimal | int | None) -> Decimal:
+    return Decimal(value or 0).quantize(Decimal("1e-10"))
+
+
+def _count(condition: Q) -> Sum:
+    return Sum(Case(When(condition, then=Value(1)), default=Value(0), output_field=IntegerField()))
+
+
+ERROR_Q = (Q(status__gte=400) | ~Q(error_class="")) & ~Q(error_class=CANCELLED)
+# Aliased "s_…": an annotation named like a column would shadow it in later expressions.
+CALL_SUMS = {
+    "s_calls": Count("id"),
+    "s_errors": _count(ERROR_Q),
+    "s_cancelled": _count(Q(error_class=CANCELLED)),
+    **{f"s_{n}": Sum(n) for n in SUMS[3:9]},
+    "s_unpriced_calls": _count(Q(cost_usd__isnull=True)),
+    "s_last_call_at": Max("timestamp"),
+}
+HOUR_SUMS = {**{f"s_{n}": Sum(n) for n in SUMS}, "s_last_call_at": Max("last_call_at")}
+
+
+def _dimension(name: str, time_column: str) -> Any:
+    if name == "day":
+        return F("day") if time_column == "day" else TruncDay(time_column)
+    if name == "hour":
+        return F("hour") if time_column == "hour" else TruncHour(time_column)
+    return F(_COLUMN[name])
+
+
+def _key(row: Mapping[str, Any], dims: tuple[str, ...]) -> tuple:
+    out = []
+    for d in dims:
+        value = row[f"g_{d}"]
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        out.append(None if value == "" else value)
+    return tuple(out)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    floored = floor_hour(moment)
+    return floored if floored == moment else floored + HOUR
+
+
+def floor_day(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ceil_day(moment: datetime) -> datetime:
+    floored = floor_day(moment)
+    return floored if floored == moment else floored + DAY
+
+
+Source = Literal["call", "hour", "day"]
+
+
+Part = tuple[Source, datetime, datetime]
+
+
+def segments(start: datetime, end: datetime, *, days: bool = True) -> list[Part]:
+    """The window [start, end) cut into parts, each read from one table: whole UTC days
+    from `CallDay`, whole hours from `CallHour`, the partial hours at the edges from
+    `Call`."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    first_hour, last_hour = ceil_hour(start), floor_hour(end)
+    if first_hour >= last_hour:
+        return [("call", start, end)] if start < end else []
+    parts: list[Part] = [
+        ("call", start, first_hour), ("call", last_hour, end),
+    ]  # fmt: skip
+    first_day, last_day = ceil_day(first_hour), floor_day(last_hour)
+    if days and first_day < last_day:
+        parts += [("hour", first_hour, first_day), ("day", first_day, last_day),
+                  ("hour", last_day, last_hour)]  # fmt: skip
+    else:
+        parts.append(("hour", first_hour, last_hour))
+    return [(source, a, b) for source, a, b in parts if a < b]
+
+
+def _rows(qs: Any, dim_exprs: dict[str, Any], sums: dict[str, Any]) -> list[dict]:
+    if not dim_exprs:  # .values() with no fields would group by every column
+        return [qs.aggregate(**sums)]
+    return list(qs.annotate(**dim_exprs).values(*dim_exprs).annotate(**sums).order_by())
+
+
+def aggregate(
+    viewer: Viewer, scope: Scope, dims: tuple[str, ...] = (), *, latency: bool = False
+) -> tuple[dict[tuple, Agg], bool]:
+    """Sums per group of `dims` over the scope; returns (groups, exact_percentiles)."""
+    base = viewer.q() & scope.q()
+    # Exact percentiles read every call's latency: for short windows, and not per hour or
+    # day (truncating each call's timestamp costs more than the histogram's precision).
+    time_dims = "hour" in dims or "day" in dims
+    exact = latency and not time_dims and scope.end - scope.start <= EXACT_PERCENTILES_UP_TO
+    # Days are UTC days: group by day from CallDay only when days are UTC days here.
+    utc = timezone.get_current_timezone_name() in ("UTC", "Etc/UTC")
+    use_days = "hour" not in dims and ("day" not in dims or utc)
+    parts = segments(scope.start, scope.end, days=use_days)
+    groups: dict[tuple, Agg] = defaultdict(Agg)
+    dim_calls = {f"g_{d}": _dimension(d, "timestamp") for d in dims}
+    for source, a, b in parts:
+        if source == "call":
+            qs = Call.objects.filter(base, timestamp__gte=a, timestamp__lt=b)
+            rows = _rows(qs, dim_calls, CALL_SUMS)
+            lat: dict[str, Any] = {}
+        else:
+            model, column = (CallHour, "hour") if source == "hour" else (CallDay, "day")
+            qs = model.objects.filter(base, **{f"{column}__gte": a, f"{column}__lt": b})
+            lat = {f"s_{c}": Sum(c) for c in LAT_COLUMNS} if latency and not exact else {}
+            dim_exprs = {f"g_{d}": _dimension(d, column) for d in dims}
+            rows = _rows(qs, dim_exprs, {**HOUR_SUMS, **lat})
+        for row in rows:
+            if not row.get("s_calls"):
+                continue
+            agg = groups[_key(row, dims)]
+            agg.add(row)
+            for i, column in enumerate(LAT_COLUMNS if lat else ()):
+                agg.histogram[i] += row[f"s_{column}"] or 0
+    if latency:
+        edges = [(a, b) for source, a, b in parts if source == "call"]
+        ranges = [(scope.start, scope.end)] if exact else edges
+        for a, b in ranges:
+            rows = (
+                Call.objects.filter(base, timestamp__gte=a, timestamp__lt=b)
+                .annotate(**dim_calls)
+                .values_list(*dim_calls, "latency_ms")
+                .order_by()
+            )
+            for *values, ms in rows:
+                agg = groups[_key(dict(zip(dim_calls, values, strict=True)), dims)]
+                if exact:
+                    agg.latencies.append(ms)
+                else:
+                    agg.histogram[latency_bucket(ms)] += 1
+    return dict(groups), exact
+
+
+# -- latency percentiles --------------------------------------------------------------
+
+
+def latency_bucket(ms: float) -> int:
+    """Bucket 0 is [0, 1) ms; bucket i is [2^((i-1)/2), 2^(i/2)) ms; the last is open."""
+    if ms < 1:
+        return 0
+    return min(math.floor(2 * math.log2(ms)) + 1, LATENCY_BUCKETS - 1)
+
+
+def bucket_bounds(i: int) -> tuple[float, float]:
+    if i == 0:
+        return 0.0, 1.0
+    return 2 ** ((i - 1) / 2), 2 ** (i / 2)
+
+
+def exact_percentile(ordered: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of sorted values."""
+    if not ordered:
+        return None
+    return round(ordered[max(math.ceil(q * len(ordered)) - 1, 0)], 3)
+
+
+def histogram_percentile(histogram: list[int], q: float) -> float | None:
+    """Approximate to the bucket: the rank's position interpolated linearly inside it."""
+    total = sum(histogram)
+    if not total:
+        return None
+    rank = max(math.ceil(q * total), 1)
+    seen = 0
+    for i, count in enumerate(histogram):
+        if count and seen + count >= rank:
+            low, high = bucket_bounds(i)
+            if i == LATENCY_BUCKETS - 1:
+                return round(low, 3)
+            return round(low + (high - low) * (rank - seen) / count, 3)
+        seen += count
+    return None  # pragma: no cover
