@@ -7,9 +7,10 @@ Profiled under load that was a third of the gateway's CPU and most of its
 latency at concurrency 64. The gateway's views do no blocking work on the
 request path (keys and routing are cached and refreshed on the shared executor,
 events are queued), and its responses close without I/O, so this handler
-closes them inline. `handle()` otherwise follows Django 5.2's ASGIHandler.handle:
-on a client disconnect the view task is cancelled, which is how the proxy
-learns to cancel the upstream call.
+closes them inline. `handle()` otherwise follows Django 5.2's ASGIHandler.handle
+(on a client disconnect the view task is cancelled, which is how the proxy
+learns to cancel the upstream call), except that it reads its tasks' outcomes
+instead of re-raising them, so a finished request is freed at once.
 
 The process also drops the request signals' database housekeeping
 (`close_old_connections`, `reset_queries`): it only matters to views that use
