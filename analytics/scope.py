@@ -107,6 +107,8 @@ def parse_scope(params: Mapping[str, str], now: datetime) -> Scope:
     for name in ("gateway_key", "user", "team", "workspace"):
         value = params.get(name)
         if value is not None and value.strip():
+            if not value.isprintable():  # no name has them, and PostgreSQL refuses NUL
+                raise ScopeError(name, "must not contain control characters")
             filters[name] = value.strip()
     return Scope(start=start, end=end, **filters)
 

@@ -169,6 +169,9 @@ async def route(body: dict[str, Any], caller: Caller, shape: Shape) -> Route:
     cat = await catalog()
     decided_by = "request"
     name = requested.strip() if requested else ""
+    if not name.isprintable():
+        # No model id has control characters, and PostgreSQL refuses NUL in the call's record.
+        raise bad_request("model must not contain control characters", param="model")
     if not name:
         name, decided_by = chain(body, caller, shape, cat)
     upstream, model = resolve_name(name, cat)

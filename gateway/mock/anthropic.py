@@ -133,7 +133,10 @@ def prompt_from(body: dict[str, Any]) -> Prompt:
         if isinstance(t, dict) and isinstance(t.get("name"), str)
     ]
     choice = _mapping(body.get("tool_choice"))
-    forced = {"any": ANY_TOOL, "tool": choice.get("name")}.get(choice.get("type", "auto"))
+    kind = choice.get("type", "auto")
+    forced = (
+        {"any": ANY_TOOL, "tool": choice.get("name")}.get(kind) if isinstance(kind, str) else None
+    )
     if choice.get("type") == "none":
         tools = []
     stops = body.get("stop_sequences")

@@ -97,7 +97,7 @@ def _tool_call(prompt: Prompt) -> ToolCall | None:
         return None
     schemas = dict(prompt.tools)
     name = match[1] if match and match[1] else prompt.forced_tool
-    if not name or name == ANY_TOOL:
+    if not isinstance(name, str) or not name or name == ANY_TOOL:  # junk names pick any tool
         name = prompt.tools[0][0]
     arguments = _arguments_for(schemas.get(name, {}))
     if not isinstance(arguments, dict):  # tool input is always an object
@@ -115,15 +115,23 @@ def _arguments_for(schema: Any) -> Any:
     """The smallest value satisfying the required part of a JSON schema."""
     if not isinstance(schema, dict):
         return "mock"
-    if schema.get("enum"):
-        return schema["enum"][0]
+    if isinstance(enum := schema.get("enum"), list) and enum:
+        return enum[0]
     if "const" in schema:
         return schema["const"]
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
-        properties = schema.get("properties") or {}
-        required = schema.get("required") or []
+        properties = schema.get("properties")
+        properties = properties if isinstance(properties, dict) else {}
+        required = schema.get("required")
+        required = (
+            [name for name in required if isinstance(name, str)]
+            if isinstance(required, list)
+            else []
+        )
         return {name: _arguments_for(properties.get(name, {})) for name in required}
+    if not isinstance(kind, str):  # an invalid schema: a real provider would refuse it
+        return "mock"
     return {"integer": 1, "number": 1, "boolean": True, "array": [], "null": None}.get(kind, "mock")

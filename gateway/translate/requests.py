@@ -90,8 +90,10 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and metadata.get("user_id") is not None:
         out["user"] = metadata["user_id"]
-    if body.get("tools"):
-        out["tools"] = [_tool_to_openai(t, f"tools[{i}]") for i, t in enumerate(body["tools"])]
+    if tools := body.get("tools"):
+        out["tools"] = [
+            _tool_to_openai(t, f"tools[{i}]") for i, t in enumerate(_list(tools, "tools"))
+        ]
     if body.get("tool_choice") is not None:
         out.update(_tool_choice_to_openai(body["tool_choice"]))
     if (thinking := body.get("thinking")) is not None:
@@ -163,14 +165,18 @@ def _assistant_to_openai(content: list[Any], where: str) -> dict[str, Any]:
 
 
 def _tool_result_to_openai(block: dict[str, Any], where: str) -> dict[str, Any]:
-    content = block.get("content", "")
-    if isinstance(content, list):
+    content = block.get("content")
+    if content is None:
+        content = ""
+    elif isinstance(content, list):
         texts = []
         for k, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") != "text":
                 raise _cannot(f"{where}.content[{k}]", "OpenAI models", "only text tool results")
-            texts.append({"type": "text", "text": part.get("text", "")})
+            texts.append({"type": "text", "text": _text(part, f"{where}.content[{k}]")})
         content = texts
+    elif not isinstance(content, str):
+        raise bad_request(f"{where}.content must be a string or a list", param=f"{where}.content")
     if block.get("is_error") is True:
         # OpenAI has no error flag on tool messages; the model reads the marker instead.
         content = "[tool error] " + (
@@ -204,7 +210,9 @@ def _tool_choice_to_openai(choice: Any) -> dict[str, Any]:
     if not isinstance(choice, dict):
         raise bad_request("tool_choice must be an object", param="tool_choice")
     kind = choice.get("type")
-    mapped: Any = {"auto": "auto", "any": "required", "none": "none"}.get(kind)
+    mapped: Any = None
+    if isinstance(kind, str):  # a list or object here is junk, not a lookup key
+        mapped = {"auto": "auto", "any": "required", "none": "none"}.get(kind)
     if kind == "tool":
         mapped = {"type": "function", "function": {"name": choice.get("name")}}
     if mapped is None:
@@ -222,6 +230,10 @@ def _effort_for(thinking: Any) -> str | None:
     budget = thinking.get("budget_tokens") if kind == "enabled" else None
     if type(budget) is not int:
         raise _cannot("thinking", "OpenAI models", "thinking with a budget_tokens")
+    if budget < 0:
+        raise bad_request(
+            "thinking.budget_tokens must not be negative", param="thinking.budget_tokens"
+        )
     return next(effort for floor, effort in EFFORT_FOR_BUDGET if budget >= floor)
 
 
@@ -262,8 +274,10 @@ def to_anthropic(body: dict[str, Any]) -> dict[str, Any]:
         out["stream"] = body["stream"]
     if body.get("user") is not None:
         out["metadata"] = {"user_id": body["user"]}
-    if body.get("tools"):
-        out["tools"] = [_tool_to_anthropic(t, f"tools[{i}]") for i, t in enumerate(body["tools"])]
+    if tools := body.get("tools"):
+        out["tools"] = [
+            _tool_to_anthropic(t, f"tools[{i}]") for i, t in enumerate(_list(tools, "tools"))
+        ]
     choice = _tool_choice_to_anthropic(body.get("tool_choice"), body.get("parallel_tool_calls"))
     if choice is not None:
         out["tool_choice"] = choice
@@ -357,7 +371,7 @@ def _image_to_anthropic(part: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _assistant_to_anthropic(message: dict[str, Any], where: str) -> Any:
     content = message.get("content")
-    calls = message.get("tool_calls") or []
+    calls = _list(message.get("tool_calls") or [], f"{where}.tool_calls")
     if isinstance(content, str) and not calls:
         return content
     blocks = [] if content in (None, "") else _text_blocks(content, f"{where}.content")
@@ -388,7 +402,7 @@ def _tool_message_to_anthropic(message: dict[str, Any], where: str) -> dict[str,
 
 def _tool_to_anthropic(tool: Any, where: str) -> dict[str, Any]:
     function = tool.get("function") if isinstance(tool, dict) else None
-    if tool.get("type") != "function" or not isinstance(function, dict):
+    if not isinstance(function, dict) or tool.get("type") != "function":
         raise _cannot(where, "Anthropic models", "only function tools")
     out: dict[str, Any] = {"name": function.get("name")}
     if function.get("description") is not None:
@@ -409,6 +423,19 @@ def _tool_choice_to_anthropic(choice: Any, parallel: Any) -> dict[str, Any] | No
     if parallel is False and out is not None and out["type"] != "none":
         out["disable_parallel_tool_use"] = True
     return out
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise bad_request(f"{where} must be a list", param=where)
+    return value
+
+
+def _text(part: dict[str, Any], where: str) -> str:
+    text = part.get("text", "")
+    if not isinstance(text, str):
+        raise bad_request(f"{where}.text must be a string", param=f"{where}.text")
+    return text
 
 
 def _cannot(field: str, target: str, what: str | None = None) -> GatewayError:
