@@ -5,7 +5,9 @@ inserts in batches. No accepted event is lost: a locked or slow database is
 retried with backoff, `close()` (run at exit, after uvicorn has drained its
 requests on SIGTERM / Ctrl-C) writes everything still queued, and if the
 database still refuses then, the rest goes to a spool file in METIS_HOME
-that the next writer loads first.
+that the next writer loads first. An event whose content the database refuses
+outright is set aside in METIS_HOME/spool/refused.jsonl, so it cannot hold back
+the events after it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from pathlib import Path
 
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from ulid import ULID
 
 from analytics import rollup
@@ -31,6 +40,9 @@ from analytics.models import Event
 from identity.models import GatewayKey
 
 logger = logging.getLogger(__name__)
+# What a database says of the content itself, not of its own state: no retry helps.
+# (SQLite's driver refuses an integer over 64 bits with OverflowError before the query.)
+REFUSED = (DataError, IntegrityError, OverflowError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +156,9 @@ class EventWriter:
                     touch_keys(batch)
                 self.written += len(batch)
                 return
+            except REFUSED as exc:
+                self._isolate(batch, exc, give_up_after=give_up_after)
+                return
             except DatabaseError as exc:
                 attempt += 1
                 if give_up_after is not None and time.monotonic() - started > give_up_after:
@@ -154,6 +169,24 @@ class EventWriter:
                 close_old_connections()
                 connection.close()
                 time.sleep(min(0.05 * 2**attempt, 2.0))
+            except Exception as exc:  # a bug in building the rows must not kill the thread
+                logger.exception("event write failed on its content")
+                self._isolate(batch, exc, give_up_after=give_up_after)
+                return
+
+    def _isolate(
+        self, batch: list[PendingEvent], exc: BaseException, *, give_up_after: float | None
+    ) -> None:
+        """The database refuses this content however often it is asked (a NUL in a
+        PostgreSQL text column, an integer out of range): retrying would hold back every
+        later event. Halve the batch until the refused events stand alone, and set them
+        aside."""
+        if len(batch) == 1:
+            set_aside(batch[0], exc)
+            return
+        half = len(batch) // 2
+        self._insert(batch[:half], give_up_after=give_up_after)
+        self._insert(batch[half:], give_up_after=give_up_after)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted event is in the database (tests, shutdown)."""
@@ -217,6 +250,17 @@ def touch_keys(batch: list[PendingEvent]) -> None:
         GatewayKey.objects.filter(pk=key_id).update(
             last_used_at=datetime.fromtimestamp(ts / 1e6, tz=UTC)
         )
+
+
+def set_aside(event: PendingEvent, exc: BaseException) -> None:
+    """Keep an event the database refused where an operator finds it, out of the spool
+    (which is loaded again at every start), and say so loudly."""
+    path = spool_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "refused.jsonl").open("ab") as refused:
+        refused.write(orjson.dumps(event) + b"\n")
+    logger.error("the database refused event %s (%s): %s; kept in %s",
+                 event.id, event.type, exc, path / "refused.jsonl")  # fmt: skip
 
 
 def spool_dir() -> Path:

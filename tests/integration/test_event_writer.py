@@ -193,6 +193,28 @@ def test_events_the_database_refuses_at_shutdown_are_spooled_and_loaded_by_the_n
     assert not list((tmp_path / "spool").glob("*.jsonl"))
 
 
+def test_an_event_the_database_refuses_is_set_aside_and_holds_back_nothing(
+    transactional_db, settings, tmp_path, caplog
+):
+    settings.METIS_HOME = tmp_path
+    # More tokens than a 64-bit column holds: SQLite's driver and PostgreSQL both refuse it.
+    refused = make_event("llm.call_completed", {"model": "haiku", "input_tokens": 2**63})
+    writer = EventWriter()
+    with caplog.at_level(logging.ERROR, logger="gateway.events"):
+        writer.submit([*events(7, "around"), refused, *events(8, "around")])
+        assert writer.flush(timeout=15)
+        writer.submit(events(5, "after"))
+        assert writer.flush(timeout=15)
+    writer.close()
+    assert stored("around") == 15
+    assert stored("after") == 5
+    assert not Event.objects.filter(id=refused.id).exists()
+    kept = (tmp_path / "spool" / "refused.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["id"] for line in kept] == [refused.id]
+    assert f"the database refused event {refused.id}" in caplog.text
+    assert not list((tmp_path / "spool").glob("events-*.jsonl"))  # not loaded again
+
+
 def test_clock_ticks_from_many_threads_are_unique_and_strictly_increasing():
     clock, ticks, lock = Clock(), [], threading.Lock()
 
