@@ -49,7 +49,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
 
 @api.get("/v1/models")
 async def models(request: HttpRequest) -> HttpResponse:
-    request.metis_shape = shape = models_shape(request)
+    request.metis_shape = shape = shape_by_headers(request)
     caller = await auth.authenticate(request.headers)
     listed = await routing.available_models(caller)
     return JsonResponse(routing.models_page(listed, shape))
@@ -57,7 +57,7 @@ async def models(request: HttpRequest) -> HttpResponse:
 
 @api.get("/v1/models/{path:model_id}")
 async def model(request: HttpRequest, model_id: str) -> HttpResponse:
-    request.metis_shape = shape = models_shape(request)
+    request.metis_shape = shape = shape_by_headers(request)
     caller = await auth.authenticate(request.headers)
     for entry in await routing.available_models(caller):
         if entry.id == model_id:
@@ -65,7 +65,7 @@ async def model(request: HttpRequest, model_id: str) -> HttpResponse:
     raise GatewayError(404, f"Model {model_id!r} is not available to this key.", param="model")
 
 
-def models_shape(request: HttpRequest) -> Shape:
+def shape_by_headers(request: HttpRequest) -> Shape:
     # Both SDK families call GET /v1/models; only Anthropic's sends anthropic-version.
     return Shape.ANTHROPIC if "anthropic-version" in request.headers else Shape.OPENAI
 
@@ -87,3 +87,42 @@ def root(request: HttpRequest) -> HttpResponse:
 @api.get("/metrics")
 def prometheus(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+
+# -- everything else: a clear error in the caller's shape, not Django's HTML page ----------
+
+SERVED = {
+    "/v1/messages": "POST",
+    "/v1/messages/count_tokens": "POST",
+    "/v1/chat/completions": "POST",
+    "/v1/models": "GET",
+    "/healthz": "GET",
+    "/metrics": "GET",
+    "/": "GET",
+}
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+async def refuse(request: HttpRequest) -> HttpResponse:
+    path = request.path
+    if path.startswith("/v1/messages"):
+        request.metis_shape = Shape.ANTHROPIC
+    elif path.startswith("/v1/chat/"):
+        request.metis_shape = Shape.OPENAI
+    else:
+        request.metis_shape = shape_by_headers(request)
+    if allowed := SERVED.get(path):
+        raise GatewayError(405, f"{request.method} is not allowed on {path}; use {allowed}.",
+                           headers={"Allow": allowed})  # fmt: skip
+    served = ", ".join(f"{method} {url}" for url, method in SERVED.items() if url.startswith("/v1"))
+    raise GatewayError(404, f"Metis does not serve {request.method} {path}. It serves {served}.",
+                       code="unknown_url")  # fmt: skip
+
+
+for _path, _allowed in SERVED.items():
+    api.api_operation([m for m in METHODS if m != _allowed], _path)(refuse)
+
+
+@api.api_operation(METHODS, "/{path:rest}")
+async def unknown_path(request: HttpRequest, rest: str) -> HttpResponse:
+    return await refuse(request)

@@ -44,11 +44,13 @@ class GatewayError(Exception):
         param: str | None = None,
         error_class: str | None = None,
         headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.param = param
+        self.code = code  # OpenAI's error code, when the status's usual one would mislead
         self.error_class = error_class or ERROR_TYPES.get(status, ("api_error",))[0].upper()
         self.headers = headers or {}
 
@@ -58,7 +60,7 @@ class GatewayError(Exception):
             body = {"type": "error", "error": {"type": anthropic_type, "message": self.message}}
         else:
             error = {"message": self.message, "type": openai_type, "param": self.param}
-            body = {"error": {**error, "code": code}}
+            body = {"error": {**error, "code": self.code or code}}
         response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
         for name, value in self.headers.items():
             response[name] = value

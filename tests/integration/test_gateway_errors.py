@@ -118,6 +118,28 @@ def test_an_unknown_model_gets_404_naming_it(gateway, token):
     assert gateway.upstream_requests() == []
 
 
+def test_a_path_metis_does_not_serve_gets_404_naming_what_it_serves(gateway, token):
+    with pytest.raises(openai.NotFoundError) as missing:
+        openai_client(gateway, token).embeddings.create(model="text-embedding-3-small", input="x")
+    assert "POST /v1/embeddings" in missing.value.message
+    assert "POST /v1/chat/completions" in missing.value.message
+    reply = httpx.get(f"{gateway.url}/v1/nothing", headers={"anthropic-version": "2023-06-01"})
+    assert reply.status_code == 404 and is_anthropic_error(reply, "not_found_error")
+
+
+@pytest.mark.parametrize(("method", "path"), [("PUT", "/v1/messages"),
+                         ("GET", "/v1/chat/completions"), ("DELETE", "/v1/models")])  # fmt: skip
+def test_a_wrong_method_gets_405_in_the_callers_shape_with_allow(gateway, token, method, path):
+    reply = httpx.request(method, f"{gateway.url}{path}", headers={"x-api-key": token})
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == ("GET" if path == "/v1/models" else "POST")
+    if path == "/v1/messages":
+        assert is_anthropic_error(reply, "invalid_request_error")
+    else:
+        assert is_openai_error(reply)
+    assert method in reply.json()["error"]["message"]
+
+
 MALFORMED = {
     "invalid JSON": b'{"model": "haiku", "messages": [',
     "a JSON list": b'[{"model": "haiku"}]',
