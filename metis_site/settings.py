@@ -61,16 +61,27 @@ def envsecret(name: str, make: callable) -> str:  # type: ignore[valid-type]
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise unusable_home(exc) from None
     value = make()
-    # O_EXCL: when two processes start at once, the first one's secret wins.
     try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # O_EXCL: when two processes start at once, the first one's secret wins.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_text().strip()
+    except OSError as exc:
+        raise unusable_home(exc) from None
     with os.fdopen(fd, "w") as f:
         f.write(value)
     return value
+
+
+def unusable_home(exc: OSError) -> ImproperlyConfigured:
+    return ImproperlyConfigured(
+        f"METIS_HOME ({METIS_HOME}) must be a directory Metis can write: "
+        f"{exc.strerror}: {exc.filename}"
+    )
 
 
 SECRET_KEY = envsecret("METIS_SECRET_KEY", lambda: secrets.token_urlsafe(50))
@@ -149,13 +160,26 @@ ASGI_APPLICATION = "metis_site.asgi.application"
 WSGI_APPLICATION = None
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{METIS_HOME / 'metis.db'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+_scheme, _, _ = DATABASE_URL.partition("://")
+if _scheme not in ("sqlite", "postgres", "postgresql"):
+    # Only the scheme is echoed: the rest of the URL may hold a password.
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be sqlite:///PATH or postgres://USER:PASSWORD@HOST:PORT/NAME, not "
+        + (f"a {_scheme}:// URL" if "://" in DATABASE_URL else "a value without a scheme")
+    )
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+except ValueError as exc:  # a malformed URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Metis can use: {exc}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    METIS_HOME.mkdir(parents=True, exist_ok=True)
     # Owner-only, like the secrets: SQLite gives its -wal and -shm files the same mode.
     database_file = Path(DATABASES["default"]["NAME"])
-    if not database_file.exists() and str(database_file) != ":memory:":
-        os.close(os.open(database_file, os.O_CREAT | os.O_WRONLY, 0o600))
+    try:
+        METIS_HOME.mkdir(parents=True, exist_ok=True)
+        if not database_file.exists() and str(database_file) != ":memory:":
+            os.close(os.open(database_file, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise unusable_home(exc) from None
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         # Gateway, admin and CLI share one file: WAL lets readers run beside the writer,

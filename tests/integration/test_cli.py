@@ -244,3 +244,33 @@ def test_the_console_script_stores_no_plaintext_token_in_the_database_file(tmp_p
     hash_secret = (home / "secrets" / "METIS_KEY_HASH_SECRET").read_text().strip()
     digest = hmac.new(hash_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
     assert digest.encode() in stored  # the token works: its hash is what was stored
+
+
+BAD_SETUPS = {
+    "METIS_HOME is a file": ({"METIS_HOME": "{file}"}, "must be a directory Metis can write"),
+    "an unsupported database": (
+        {"DATABASE_URL": "mysql://metis:s3cret@db/metis"},
+        "DATABASE_URL must be sqlite:///PATH or postgres://",
+    ),
+    "no scheme": ({"DATABASE_URL": "metis.db"}, "not a value without a scheme"),
+}
+
+
+@pytest.mark.parametrize(("overrides", "says"), BAD_SETUPS.values(), ids=BAD_SETUPS.keys())
+@pytest.mark.parametrize(
+    "command", [["serve", "--port", "0"], ["gateway", "--port", "0"], ["gateway", "list-keys"]]
+)
+def test_a_bad_setup_is_one_clear_line_before_anything_starts(tmp_path, overrides, says, command):
+    file = tmp_path / "a-file"
+    file.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METIS_", "DATABASE_URL"))}
+    env["METIS_HOME"] = str(tmp_path / "home")
+    env.update({name: value.format(file=file) for name, value in overrides.items()})
+
+    result = subprocess.run(
+        [sys.executable, "-m", "metis_site.cli", *command],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert_one_clear_error(result.returncode, result.stdout, result.stderr, says=says)
+    assert "s3cret" not in result.stderr  # a database password is never echoed
