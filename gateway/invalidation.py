@@ -65,16 +65,22 @@ async def listen() -> None:
     """For the gateway's whole life: drop the caches whenever a change is published."""
     if not settings.REDIS_URL:
         return
+    deaf = False  # said once per outage, not once a second
     while True:
         try:
             client = aioredis.Redis.from_url(settings.REDIS_URL)
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(CHANNEL)
                 cache.forget_everything()  # whatever changed while we were not listening
+                if deaf:
+                    logger.warning("hearing about changes again")
+                    deaf = False
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         cache.forget_everything()
         except (redis.RedisError, OSError) as exc:
-            logger.warning("not hearing about changes (%s); caches expire in %s s meanwhile",
-                           exc, settings.METIS_KEY_CACHE_SECONDS)  # fmt: skip
+            if not deaf:
+                logger.warning("not hearing about changes (%s); caches expire in %s s meanwhile",
+                               exc, settings.METIS_KEY_CACHE_SECONDS)  # fmt: skip
+                deaf = True
             await asyncio.sleep(1)
