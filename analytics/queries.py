@@ -18,6 +18,7 @@ from analytics.models import Call
 from analytics.scope import GROUP_BY, Scope, ScopeError, Viewer
 
 MAX_HOURLY_WINDOW = timedelta(days=7)
+MAX_PAGE = 1_000_000
 
 
 # -- the contract's functions ---------------------------------------------------------
@@ -160,6 +161,8 @@ def activity(viewer: Viewer, scope: Scope, *, page: int, page_size: int) -> dict
     """Calls in the scope, newest first: {"calls", "page", "next_page" (None at the end)}."""
     if page < 1:
         raise ScopeError("page", "page starts at 1")
+    if page > MAX_PAGE:  # the database's OFFSET is a 64-bit integer; no one pages this far
+        raise ScopeError("page", f"page must be at most {MAX_PAGE}")
     if page_size < 1:
         raise ScopeError("page_size", "page_size must be at least 1")
     offset = (page - 1) * page_size

@@ -93,7 +93,7 @@ def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
 
 def activity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     try:
-        page = max(int(request.GET.get("page", "1")), 1)
+        page = min(max(int(request.GET.get("page", "1")), 1), queries.MAX_PAGE)
     except ValueError:
         page = 1
     return {"activity": queries.activity(viewer, scope, page=page, page_size=PAGE_SIZE)}

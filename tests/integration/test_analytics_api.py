@@ -165,6 +165,7 @@ def test_unpriced_cancelled_and_failed_calls_are_counted_apart(api):
         ("activity", {"page": "0"}, "page"),
         ("activity", {"page_size": "501"}, "page_size"),
         ("activity", {"page": "two"}, "page"),
+        ("activity", {"page": str(2**62)}, "page"),  # past the database's 64-bit OFFSET
     ],
 )
 def test_bad_parameters_answer_422_naming_the_parameter(client, settings, db, path, params, param):

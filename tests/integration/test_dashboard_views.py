@@ -53,6 +53,13 @@ def test_local_mode_shows_the_dashboard_without_a_login(client, settings, spend)
     assert "Local dashboard" in page and "$0.90" in page
 
 
+def test_a_page_past_the_last_is_an_empty_page_not_an_error(admin_client):
+    for page in ("999", "9" * 25):  # the second overflowed the database's OFFSET: a 500
+        assert "metis gateway issue-key" in get(
+            admin_client, f"/dashboard/?tab=activity&page={page}"
+        )
+
+
 def test_an_empty_dashboard_says_what_to_do_next(admin_client):
     for tab in ("cost", "activity", "identity"):
         page = get(admin_client, f"/dashboard/?tab={tab}")
