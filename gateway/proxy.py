@@ -71,6 +71,7 @@ async def send(
     try:
         if record:
             call.reservation = await quota.check(call, body, len(upstream_request.body))
+            calls.start(call, len(upstream_request.body))  # a crash from here on is recorded
         call.upstream_started = time.perf_counter()
         response, call.retries = await upstream.send(
             upstream_request, provider=call.route.upstream.name
@@ -211,6 +212,7 @@ async def relay(
 ) -> AsyncIterator[bytes]:
     """Relay SSE as it arrives, whole events at a time, reading usage from a parsed copy."""
     adapter, parser, usage, text_chars = call.route.upstream.adapter, SSEParser(), Usage(), 0
+    journaled = None  # the usage last written to the call journal
     try:
         async for chunk in response.content.iter_any():
             if call.first_byte is None:
@@ -220,6 +222,8 @@ async def relay(
                 usage = adapter.usage_from_event(event, usage)
                 text_chars += len(adapter.text_from_event(event))
                 out.extend(events.feed(event))
+            if record and usage is not journaled:  # before the client sees it
+                journaled = calls.progress(call, usage, text_chars)
             if out:
                 yield b"".join(out)
         tail = [data for event in parser.flush() for data in events.feed(event)]

@@ -117,8 +117,9 @@ class Load:
         # Slow enough that calls are always in flight, in every phase of a call (the mock
         # streams slowly too: MockProviderThread(token_delay=...)).
         fault = "" if stream else " [[fault:slow:0.2]]"
+        content = f"call {n}: tell me a story{fault}"
         body = {**(ANTHROPIC if anthropic else OPENAI), "stream": stream,
-                "messages": [{"role": "user", "content": f"call {n}: tell me a story{fault}"}]}  # fmt: skip
+                "messages": [{"role": "user", "content": content}]}  # fmt: skip
         return path, body
 
     async def client(self, http: httpx.AsyncClient, first: int, step: int) -> None:
