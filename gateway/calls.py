@@ -97,12 +97,13 @@ def start(call: Call, body_bytes: int) -> None:
 
 
 def progress(call: Call, usage: Usage, text_chars: int) -> Usage:
-    """Journal a stream's status and usage so far (on its first bytes, and whenever its
-    usage changes); returns `usage`, the last one journaled."""
+    """Journal a stream's status and usage so far (before its status line goes out, and
+    whenever its usage changes); returns `usage`, the last one journaled."""
     try:
         journal.progress({
             "k": "u", "id": call.request_id, "at": time.time_ns() // 1000,
-            "ms": call.latency_ms, "status": call.status, "chars": text_chars,
+            "ms": call.latency_ms, "ttft": call.ttft_ms, "status": call.status,
+            "chars": text_chars,
             "usage": [usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
                       usage.cache_write_tokens, usage.cache_write_1h_tokens,
                       usage.reasoning_tokens],

@@ -200,6 +200,8 @@ async def respond(
 def streaming_response(
     response: aiohttp.ClientResponse, call: Call, events: EventRelay, *, record: bool
 ) -> StreamingHttpResponse:
+    if record:  # the status line goes out before the first byte: journal it first
+        calls.progress(call, Usage(), 0)
     return StreamingHttpResponse(
         relay(response, call, events, record=record),
         status=200,
@@ -212,7 +214,7 @@ async def relay(
 ) -> AsyncIterator[bytes]:
     """Relay SSE as it arrives, whole events at a time, reading usage from a parsed copy."""
     adapter, parser, usage, text_chars = call.route.upstream.adapter, SSEParser(), Usage(), 0
-    journaled = None  # the usage last written to the call journal
+    journaled = usage  # the usage last written to the call journal
     try:
         async for chunk in response.content.iter_any():
             if call.first_byte is None:

@@ -147,7 +147,6 @@ class RunFound(Recovered):
 def recover_run(paths: list[Path]) -> RunFound:
     finished: dict[str, PendingEvent] = {}
     started: dict[str, dict] = {}
-    first_seen: dict[str, dict] = {}
     last_seen: dict[str, dict] = {}
     done: set[str] = set()
     for record in (record for path in paths for record in read(path)):
@@ -155,7 +154,6 @@ def recover_run(paths: list[Path]) -> RunFound:
         if kind == "s":
             started[request_id] = record
         elif kind == "u":
-            first_seen.setdefault(request_id, record)
             last_seen[request_id] = record
         elif kind == "f":
             done.add(request_id)
@@ -165,7 +163,7 @@ def recover_run(paths: list[Path]) -> RunFound:
     for request_id, record in started.items():
         if request_id in done:
             continue
-        events, cost = stopped_call(record, first_seen.get(request_id), last_seen.get(request_id))
+        events, cost = stopped_call(record, last_seen.get(request_id))
         found.events += events
         found.stopped += 1
         if record.get("hold"):
@@ -173,9 +171,7 @@ def recover_run(paths: list[Path]) -> RunFound:
     return found
 
 
-def stopped_call(
-    started: dict, first: dict | None, last: dict | None
-) -> tuple[list[PendingEvent], Decimal | None]:
+def stopped_call(started: dict, last: dict | None) -> tuple[list[PendingEvent], Decimal | None]:
     call = started["call"]
     usage = seen_usage(started, last)
     cost, source = calls.price_of(started["price_provider"], call["model"], usage)
@@ -186,7 +182,7 @@ def stopped_call(
         cost_usd=cost,
         price_source=source,
         latency_ms=last["ms"] if last else 0.0,
-        ttft_ms=first["ms"] if first else None,
+        ttft_ms=last.get("ttft") if last else None,
         overhead_ms=0.0,
         status=last["status"] if last else 0,
         error_class=STOPPED,

@@ -43,8 +43,18 @@ def test_kill_9_under_load_loses_no_call_and_records_the_calls_in_flight(tmp_pat
         load = Load(gateway.url, token)
         asyncio.run(load.run(clients=CLIENTS, seconds=4, during=gateway.kill))
         assert gateway.process.returncode == -9
+        dead = {path.name: path.read_bytes() for path in (tmp_path / "journal").glob("*.log")}
         restarted = GatewayProcess(env)  # recovers the dead gateway's journal as it starts
         assert restarted.stop() == 0, restarted.output()
+        assert "recovered" in restarted.output()
+        recorded = calls_by_label(tmp_path / "metis.db")
+        # A crash during recovery, before the dead files were deleted: the next start
+        # recovers them again, and records nothing twice.
+        for name, content in dead.items():
+            (tmp_path / "journal" / name).write_bytes(content)
+        again = GatewayProcess(env)
+        assert again.stop() == 0, again.output()
+        assert calls_by_label(tmp_path / "metis.db") == recorded
 
     calls, counts = calls_by_label(tmp_path / "metis.db")
     answered = [o for o in load.outcomes if o.complete and o.status == 200]
@@ -68,7 +78,11 @@ def test_kill_9_under_load_loses_no_call_and_records_the_calls_in_flight(tmp_pat
         (call,) = calls[outcome.label]
         assert (call["status"], call["error_class"]) == (200, None), call
     assert stopped, "no call was in flight when the gateway died: the test proves nothing"
-    unanswered = {o.label for o in load.outcomes if not o.complete}
-    assert all(c["user"] in unanswered for c in stopped)
+    unanswered = {o.label: o for o in load.outcomes if not o.complete}
+    for call in stopped:  # what the dead process had seen of each, priced
+        assert call["user"] in unanswered
+        seen_by_client = unanswered[call["user"]].status
+        assert call["status"] == 200 if seen_by_client == 200 else call["status"] in (0, 200)
+        assert call["input_tokens"] > 0 and call["cost_usd"] is not None, call
     assert counts["route.decided"] == counts["turn.completed"] == counts["llm.call_completed"]
     assert not list((tmp_path / "journal").glob("*.log")), "a recovered journal was kept"
