@@ -51,6 +51,7 @@ class Call:
     price_source: str | None = None
     reservation: Reservation | None = None  # what quota.check() holds for this call
     journaled: Segment | None = None  # the journal file holding the call's start
+    noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
 
     @property
     def latency_ms(self) -> float:
@@ -96,9 +97,18 @@ def start(call: Call, body_bytes: int) -> None:
         logger.exception("could not journal call %s", call.request_id)
 
 
-def progress(call: Call, usage: Usage, text_chars: int) -> Usage:
-    """Journal a stream's status and usage so far (before its status line goes out, and
-    whenever its usage changes); returns `usage`, the last one journaled."""
+def progress(call: Call, usage: Usage | None, text_chars: int) -> None:
+    """Journal a stream's status (`usage` None: before its status line goes out), its
+    usage whenever that changes, and the text relayed so far once a second."""
+    noted, at = call.noted
+    now = time.perf_counter()
+    unchanged = usage is noted or (
+        noted is None and not (usage.input_tokens or usage.output_tokens)
+    )
+    if usage is not None and now - at < 1.0 and unchanged:
+        return
+    call.noted = (usage, now)
+    usage = usage or Usage()
     try:
         journal.progress({
             "k": "u", "id": call.request_id, "at": time.time_ns() // 1000,
@@ -110,7 +120,6 @@ def progress(call: Call, usage: Usage, text_chars: int) -> Usage:
         })  # fmt: skip
     except Exception:
         logger.exception("could not journal call %s", call.request_id)
-    return usage
 
 
 def hold_of(held: Reservation | None) -> dict | None:

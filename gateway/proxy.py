@@ -201,7 +201,7 @@ def streaming_response(
     response: aiohttp.ClientResponse, call: Call, events: EventRelay, *, record: bool
 ) -> StreamingHttpResponse:
     if record:  # the status line goes out before the first byte: journal it first
-        calls.progress(call, Usage(), 0)
+        calls.progress(call, None, 0)
     return StreamingHttpResponse(
         relay(response, call, events, record=record),
         status=200,
@@ -214,7 +214,6 @@ async def relay(
 ) -> AsyncIterator[bytes]:
     """Relay SSE as it arrives, whole events at a time, reading usage from a parsed copy."""
     adapter, parser, usage, text_chars = call.route.upstream.adapter, SSEParser(), Usage(), 0
-    journaled = usage  # the usage last written to the call journal
     try:
         async for chunk in response.content.iter_any():
             if call.first_byte is None:
@@ -224,8 +223,8 @@ async def relay(
                 usage = adapter.usage_from_event(event, usage)
                 text_chars += len(adapter.text_from_event(event))
                 out.extend(events.feed(event))
-            if record and usage is not journaled:  # before the client sees it
-                journaled = calls.progress(call, usage, text_chars)
+            if record:  # before the client sees it
+                calls.progress(call, usage, text_chars)
             if out:
                 yield b"".join(out)
         tail = [data for event in parser.flush() for data in events.feed(event)]

@@ -109,6 +109,8 @@ class Load:
     token: str
     outcomes: list[Outcome] = field(default_factory=list)
     stopping: bool = False
+    wanted: int = 0
+    enough: asyncio.Event = field(default_factory=asyncio.Event)
 
     def plan(self, n: int) -> tuple[str, dict]:
         stream = n % 2 == 0
@@ -135,17 +137,23 @@ class Load:
                     async for _ in response.aiter_bytes():
                         pass
                     outcome.complete = True
+                if outcome.status == 200 and self.answered() >= self.wanted:
+                    self.enough.set()
             except httpx.TransportError:
                 await asyncio.sleep(0.05)  # the gateway is gone: wait for the test to stop us
             n += step
 
-    async def run(self, clients: int, seconds: float, during=None) -> None:
-        """Run the clients for `seconds`, then call `during()` (in a thread) while they still
-        run, then stop them."""
+    def answered(self) -> int:
+        return sum(o.complete and o.status == 200 for o in self.outcomes)
+
+    async def run(self, clients: int, answers: int, during=None) -> None:
+        """Run the clients until they have `answers` complete 200s (however slow the
+        machine), then call `during()` (in a thread) while they still run, then stop them."""
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
         async with httpx.AsyncClient(base_url=self.url, limits=limits, timeout=60) as http:
             tasks = [asyncio.ensure_future(self.client(http, i, clients)) for i in range(clients)]
-            await asyncio.sleep(seconds)
+            self.wanted, self.enough = answers, asyncio.Event()
+            await asyncio.wait_for(self.enough.wait(), timeout=300)
             if during is not None:
                 await asyncio.to_thread(during)
             self.stopping = True
