@@ -67,8 +67,11 @@ def open_locked(path: Path) -> int:
 
 
 class Journal:
-    def __init__(self, events: EventWriter = writer) -> None:
+    def __init__(
+        self, events: EventWriter = writer, *, rotate_records: int = ROTATE_RECORDS
+    ) -> None:
         self.writer = events
+        self.rotate_records = rotate_records
         self.run = f"{os.getpid()}-{new_id()}"
         self._lock = threading.Lock()
         self._segments: list[Segment] = []
@@ -126,7 +129,8 @@ class Journal:
             return None
         current = self._segments[-1] if self._segments else None
         if current is not None and (
-            current.records < ROTATE_RECORDS and time.monotonic() - current.opened < ROTATE_SECONDS
+            current.records < self.rotate_records
+            and time.monotonic() - current.opened < ROTATE_SECONDS
         ):
             return current
         try:
