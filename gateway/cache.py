@@ -8,7 +8,8 @@ every cache at once (gateway/invalidation.py); the lifetime is the bound only
 when that message cannot arrive.
 
 When the database is away (a PostgreSQL restart), a value that was loaded before
-is kept and tried again after another lifetime: cached keys keep authenticating.
+is kept and tried again after another lifetime: cached keys keep authenticating;
+one never loaded gets a 503 in the caller's shape.
 The loading thread's connection is closed once it has failed, so the next load
 connects afresh (the gateway has no per-request hook that would do it).
 """
@@ -24,6 +25,8 @@ from typing import Generic, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connections
+
+from gateway.errors import GatewayError
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +65,10 @@ class LoadCache(Generic[K, V]):
         try:
             value = await self._load(key)
         except (DatabaseError, InterfaceError) as exc:
+            complain(exc)
             cached = self._values.get(key)
             if cached is None:
-                raise
-            complain(exc)
+                raise unavailable() from None
             self._values[key] = (time.monotonic(), cached[1])
             return cached[1]
         if len(self._values) >= self._max_entries:  # unknown tokens are cached too: stay bounded
@@ -101,6 +104,17 @@ def close_broken_connections() -> None:
             connection.close_if_unusable_or_obsolete()
         except (DatabaseError, InterfaceError):
             connection.close()
+
+
+def unavailable() -> GatewayError:
+    return GatewayError(
+        503,
+        "Metis cannot reach its database right now and has not loaded this key or route "
+        "before; try again shortly.",
+        error_class="DATABASE_UNAVAILABLE",
+        code="database_unavailable",
+        headers={"retry-after": "2"},
+    )
 
 
 _last_complaint = 0.0

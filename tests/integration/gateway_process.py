@@ -39,10 +39,10 @@ def gateway_env(home: Path, mock_url: str, database_url: str | None = None) -> d
     return env
 
 
-def issue_key(env: dict[str, str]) -> str:
+def issue_key(env: dict[str, str], name: str = "crash-test") -> str:
     out = subprocess.run(
         [sys.executable, "-m", "metis_site.cli", "gateway", "issue-key",
-         "--name", "crash-test", "--workspace", "/srv/crash"],
+         "--name", name, "--workspace", "/srv/crash"],
         env=env, capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     return next(

@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 
+import httpx
 import orjson
 import psycopg
 import pytest
@@ -19,6 +20,11 @@ from tests.integration.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.postgres
 CLIENTS = 16
+BODY = {
+    "model": "claude-haiku-4-5",
+    "max_tokens": 16,
+    "messages": [{"role": "user", "content": "hi"}],
+}
 
 
 @pytest.fixture
@@ -44,20 +50,24 @@ def test_a_postgresql_restart_under_traffic_loses_no_call_and_the_gateway_keeps_
     tmp_path, postgres
 ):
     answered_while: dict[str, int] = {}
+    unseen_key: list[httpx.Response] = []
 
     def outage() -> None:
         postgres.restart()
         time.sleep(2)
         postgres.stop()
         answered_while["down"] = load.answered()
-        time.sleep(4)  # longer than the key cache's lifetime
+        time.sleep(2)  # longer than the key cache's lifetime
+        unseen_key.append(httpx.post(f"{gateway.url}/v1/messages", timeout=30, json=BODY,
+                                     headers={"x-api-key": other_token}))  # fmt: skip
+        time.sleep(2)
         answered_while["back"] = load.answered()
         postgres.start()
         time.sleep(3)
 
     with MockProviderThread(token_delay=0.005) as mock:
         env = gateway_env(tmp_path, mock.url, database_url=postgres.url)
-        token = issue_key(env)
+        token, other_token = issue_key(env), issue_key(env, "never-used")
         gateway = GatewayProcess(env)
         load = Load(gateway.url, token)
         asyncio.run(load.run(clients=CLIENTS, answers=100, during=outage))
@@ -72,3 +82,8 @@ def test_a_postgresql_restart_under_traffic_loses_no_call_and_the_gateway_keeps_
     assert all(len(found) == 1 for found in calls.values()), "a call was recorded twice"
     assert not list((tmp_path / "spool").glob("*")), "events were spooled or set aside"
     assert "event write failed" in gateway.output()  # the outage was real, and retried
+    # A key this gateway never loaded cannot be checked while the database is away.
+    (refused,) = unseen_key
+    assert refused.status_code == 503
+    assert refused.json()["error"]["type"] == "api_error"
+    assert "cannot reach its database" in refused.json()["error"]["message"]
