@@ -75,17 +75,17 @@ def journaled(journal: Journal, n: int, *, stream: bool = True) -> float:
     calls = [(f"metis_{new_id()}", events("")) for _ in range(n)]
     started = time.thread_time()
     for request_id, made in calls:
-        segment = journal.started({
+        journal.started(request_id, {
             "k": "s", "id": request_id, "at": time.time_ns() // 1000, "bytes": 5400,
             "price_provider": "anthropic", "call": {**DESCRIBED, "request_id": request_id},
             "hold": None,
         })  # fmt: skip
         for usage in ([0] * 6, [1200, 0, 0, 0, 0, 0], [1200, 350, 0, 0, 0, 0]) if stream else ():
-            journal.progress({
+            journal.progress(request_id, {
                 "k": "u", "id": request_id, "at": time.time_ns() // 1000, "ms": 95.1,
                 "ttft": 95.1, "status": 200, "chars": 1400, "usage": usage,
             })  # fmt: skip
-        journal.finished(segment, request_id, made)
+        journal.finished(request_id, made)
     elapsed = time.thread_time() - started
     assert journal.writer.flush(timeout=300)
     return elapsed

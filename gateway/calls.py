@@ -24,7 +24,7 @@ from gateway import metrics, quota
 from gateway.auth import Caller
 from gateway.errors import Shape
 from gateway.events import PendingEvent, make_event
-from gateway.journal import Segment, journal
+from gateway.journal import journal
 from gateway.quota import Reservation
 from gateway.routing import Route, price_overrides
 
@@ -50,7 +50,6 @@ class Call:
     cost_usd: Decimal | None = None
     price_source: str | None = None
     reservation: Reservation | None = None  # what quota.check() holds for this call
-    journaled: Segment | None = None  # the journal file holding the call's start
     noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
 
     @property
@@ -88,7 +87,7 @@ def price_of(price_provider: str, model: str, usage: Usage) -> tuple[Decimal | N
 def start(call: Call, body_bytes: int) -> None:
     """Journal the call as it goes upstream. Never raises."""
     try:
-        call.journaled = journal.started({
+        journal.started(call.request_id, {
             "k": "s", "id": call.request_id, "at": time.time_ns() // 1000, "bytes": body_bytes,
             "price_provider": call.route.upstream.price_provider, "call": described(call),
             "hold": hold_of(call.reservation),
@@ -110,7 +109,7 @@ def progress(call: Call, usage: Usage | None, text_chars: int) -> None:
     call.noted = (usage, now)
     usage = usage or Usage()
     try:
-        journal.progress({
+        journal.progress(call.request_id, {
             "k": "u", "id": call.request_id, "at": time.time_ns() // 1000,
             "ms": call.latency_ms, "ttft": call.ttft_ms, "status": call.status,
             "chars": text_chars,
@@ -137,7 +136,7 @@ def record(call: Call) -> None:
         call.finished = call.finished or time.perf_counter()
         price(call)  # cancelled calls are billed too; a refused one costs $0 (null if unpriced)
         quota.settle(call)
-        journal.finished(call.journaled, call.request_id, events_of(call))
+        journal.finished(call.request_id, events_of(call))
         observe(call)
     except Exception:
         logger.exception("could not record call %s", call.request_id)

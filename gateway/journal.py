@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 ROTATE_RECORDS = 5000
 ROTATE_SECONDS = 2.0
+# A file still held by calls in flight this long has their lines copied forward and goes:
+# a 20-minute stream (or a call that was never recorded) must not keep every later file.
+CARRY_SECONDS = 600.0
 
 
 def journal_dir() -> Path:
@@ -52,7 +55,7 @@ class Segment:
     fd: int
     opened: float
     records: int = 0
-    open_calls: int = 0  # calls started here whose `f` is not written yet
+    open_calls: int = 0  # calls whose latest start lines are here and who have no `f` yet
     last_position: int = 0  # the writer position of the newest `f` written here
 
 
@@ -68,33 +71,46 @@ def open_locked(path: Path) -> int:
 
 class Journal:
     def __init__(
-        self, events: EventWriter = writer, *, rotate_records: int = ROTATE_RECORDS
+        self,
+        events: EventWriter = writer,
+        *,
+        rotate_records: int = ROTATE_RECORDS,
+        carry_seconds: float = CARRY_SECONDS,
     ) -> None:
         self.writer = events
         self.rotate_records = rotate_records
-        self.run = f"{os.getpid()}-{new_id()}"
+        self.carry_seconds = carry_seconds
         self._lock = threading.Lock()
+        self._begin()
+        os.register_at_fork(after_in_child=self._begin)
+
+    def _begin(self) -> None:
+        """A fresh run: at start, and in a forked child (whose parent keeps the files,
+        and the locks, it inherited)."""
+        self.run = f"{os.getpid()}-{new_id()}"
         self._segments: list[Segment] = []
+        self._open: dict[str, tuple[Segment, list[bytes]]] = {}  # call -> its `s`, last `u`
         self._seq = 0
         self._broken_since = 0.0  # when writing last failed; retried after a while
 
     # -- the hot path ---------------------------------------------------------------
 
-    def started(self, record: dict) -> Segment | None:
-        """Write a call's `s` record; the segment is the call's until `finished`."""
+    def started(self, request_id: str, record: dict) -> None:
+        line = orjson.dumps(record) + b"\n"
         with self._lock:
-            segment = self._append(orjson.dumps(record) + b"\n")
+            segment = self._append(line)
             if segment is not None:
                 segment.open_calls += 1
-            return segment
+                self._open[request_id] = (segment, [line])
 
-    def progress(self, record: dict) -> None:
+    def progress(self, request_id: str, record: dict) -> None:
+        line = orjson.dumps(record) + b"\n"
         with self._lock:
-            self._append(orjson.dumps(record) + b"\n")
+            self._append(line)
+            if (entry := self._open.get(request_id)) is not None:
+                entry[1][1:] = [line]
 
-    def finished(
-        self, started_in: Segment | None, request_id: str | None, events: list[PendingEvent]
-    ) -> bool:
+    def finished(self, request_id: str | None, events: list[PendingEvent]) -> bool:
         """Write the call's events, then hand them to the writer, in that order: between the
         two a crash finds them here; after, the writer's position tells when they are in.
         False when they could not be journaled (they are queued all the same)."""
@@ -105,8 +121,8 @@ class Journal:
             position = self.writer.submit(events)
             if segment is not None:
                 segment.last_position = max(segment.last_position, position)
-            if started_in is not None:
-                started_in.open_calls -= 1
+            if request_id is not None and (entry := self._open.pop(request_id, None)):
+                entry[0].open_calls -= 1
             self._collect()
             return segment is not None
 
@@ -154,9 +170,29 @@ class Journal:
         committed = self.writer.committed
         while len(self._segments) > 1:
             oldest = self._segments[0]
-            if oldest.open_calls > 0 or oldest.last_position > committed:
+            if oldest.last_position > committed:
+                return
+            young = time.monotonic() - oldest.opened < self.carry_seconds
+            if oldest.open_calls > 0 and (young or not self._carry(oldest)):
                 return
             self._delete(self._segments.pop(0))
+
+    def _carry(self, oldest: Segment) -> bool:
+        """Copy the lines of the calls still open in `oldest` to the newest segment."""
+        current = self._segments[-1]
+        for request_id, (segment, lines) in list(self._open.items()):
+            if segment is not oldest:
+                continue
+            try:
+                os.write(current.fd, b"".join(lines))
+            except OSError as exc:
+                self._broken(exc)
+                return False
+            current.records += len(lines)
+            oldest.open_calls -= 1
+            current.open_calls += 1
+            self._open[request_id] = (current, lines)
+        return True
 
     def _delete(self, segment: Segment) -> None:
         try:

@@ -49,6 +49,7 @@ from gateway.quota import Rule
 logger = logging.getLogger(__name__)
 STOPPED = "GATEWAY_STOPPED"
 CHARS_PER_TOKEN = 4
+CHUNK = 3000  # events per journal line
 LEFTOVER_SECONDS = 60  # a `.new` file this old was never renamed: its process died at once
 
 
@@ -94,7 +95,11 @@ def recover(directory: Path, into: Journal) -> Recovered:
             continue  # alive, or being recovered by another process
         try:
             found = recover_run(paths)
-            if found.events and not into.finished(None, None, found.events):
+            journaled = [
+                into.finished(None, found.events[i : i + CHUNK])
+                for i in range(0, len(found.events), CHUNK)
+            ]
+            if not all(journaled):
                 logger.error("could not journal recovered calls: kept %s", paths[0].parent)
                 continue
             for path in paths:

@@ -119,19 +119,39 @@ def test_journal_files_go_once_their_calls_are_finished_and_committed(
     mine = Journal(events, rotate_records=4)
 
     def call(n: int) -> None:
-        segment = mine.started({"k": "s", "id": f"metis_{n}"})
-        mine.finished(segment, f"metis_{n}", [make_event("test.event", {"n": n})])
+        mine.started(f"metis_{n}", {"k": "s", "id": f"metis_{n}"})
+        mine.finished(f"metis_{n}", [make_event("test.event", {"n": n})])
 
-    still_open = mine.started({"k": "s", "id": "metis_open"})
+    mine.started("metis_open", {"k": "s", "id": "metis_open"})
     for n in range(12):
         call(n)
     assert events.flush()
     call(12)
     assert len(mine.files()) >= 3, "the open call keeps its file, and every later one"
-    mine.finished(still_open, "metis_open", [make_event("test.event", {"n": "open"})])
+    mine.finished("metis_open", [make_event("test.event", {"n": "open"})])
     assert events.flush()
     call(13)
     assert len(mine.files()) == 1  # the one being written
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in mine.files())
+    mine.close()
+    assert not list((tmp_path / "journal").iterdir())
+
+
+def test_a_call_open_for_long_is_carried_forward_and_its_old_files_go(
+    transactional_db, settings, tmp_path
+):
+    settings.METIS_HOME = tmp_path
+    events = EventWriter()
+    mine = Journal(events, rotate_records=2, carry_seconds=0)
+    mine.started("metis_long", {"k": "s", "id": "metis_long", "n": 1})
+    mine.progress("metis_long", {"k": "u", "id": "metis_long", "n": 2})
+    for n in range(8):
+        mine.started(f"metis_{n}", {"k": "s", "id": f"metis_{n}"})
+        mine.finished(f"metis_{n}", [make_event("test.event", {"n": n})])
+        assert events.flush()
+    assert len(mine.files()) <= 2
+    kept = [(r["k"], r.get("n")) for p in mine.files() for r in read(p) if r["id"] == "metis_long"]
+    assert kept[-2:] == [("s", 1), ("u", 2)]  # the long call's start and its latest progress
+    mine.finished("metis_long", [make_event("test.event", {"n": "long"})])
     mine.close()
     assert not list((tmp_path / "journal").iterdir())
