@@ -80,7 +80,6 @@ class Journal:
         self.writer = events
         self.rotate_records = rotate_records
         self.carry_seconds = carry_seconds
-        self._lock = threading.Lock()
         self._begin()
         os.register_at_fork(after_in_child=self._begin)
 
@@ -88,6 +87,7 @@ class Journal:
         """A fresh run: at start, and in a forked child (whose parent keeps the files,
         and the locks, it inherited)."""
         self.run = f"{os.getpid()}-{new_id()}"
+        self._lock = threading.Lock()  # (another thread may have held the parent's)
         self._segments: list[Segment] = []
         self._open: dict[str, tuple[Segment, list[bytes]]] = {}  # call -> its `s`, last `u`
         self._seq = 0

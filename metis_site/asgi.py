@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 
 import django
@@ -69,7 +70,10 @@ async def recover() -> None:
     """Turn the journals of gateways that died (kill -9) into events before serving."""
     from gateway import recovery
 
-    await recovery.at_start()
+    try:
+        await recovery.at_start()
+    except Exception:  # serve all the same: the journals stay for the next start
+        logging.getLogger(__name__).exception("could not recover the calls of a dead gateway")
 
 
 async def shutdown() -> None:
