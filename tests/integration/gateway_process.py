@@ -113,15 +113,19 @@ class Load:
     enough: asyncio.Event = field(default_factory=asyncio.Event)
 
     def plan(self, n: int) -> tuple[str, dict]:
+        """Streamed and not, in turn; Anthropic, OpenAI, and an OpenAI client calling a
+        Claude model (translated), in turn."""
         stream = n % 2 == 0
-        anthropic = (n // 2) % 2 == 0
-        path = "/v1/messages" if anthropic else "/v1/chat/completions"
+        path, model = [
+            ("/v1/messages", ANTHROPIC),
+            ("/v1/chat/completions", OPENAI),
+            ("/v1/chat/completions", ANTHROPIC),
+        ][(n // 2) % 3]
         # Slow enough that calls are always in flight, in every phase of a call (the mock
         # streams slowly too: MockProviderThread(token_delay=...)).
         fault = "" if stream else " [[fault:slow:0.2]]"
         content = f"call {n}: tell me a story{fault}"
-        body = {**(ANTHROPIC if anthropic else OPENAI), "stream": stream,
-                "messages": [{"role": "user", "content": content}]}  # fmt: skip
+        body = {**model, "stream": stream, "messages": [{"role": "user", "content": content}]}
         return path, body
 
     async def client(self, http: httpx.AsyncClient, first: int, step: int) -> None:
