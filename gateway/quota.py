@@ -332,11 +332,16 @@ def exceeded(rule: Rule, committed: Decimal, end: datetime | None) -> GatewayErr
     period = "total" if rule.period == Quota.Period.TOTAL else f"{rule.period}ly"
     period = {"dayly": "daily"}.get(period, period)
     resets = f"; it resets at {end.isoformat()}" if end else "; it does not reset"
+    # Final (x-should-retry: false): the SDKs and Claude Code would otherwise retry a spent
+    # budget for minutes. OpenAI's own answer for a spent quota is `insufficient_quota`.
     return GatewayError(
         429,
         f"Budget exceeded: {rule.label}'s {period} hard cap of ${rule.hard:.2f} is spent or "
         f"held by calls in flight (${committed:.4f}){resets}.",
         error_class="QUOTA_EXCEEDED",
+        code="insufficient_quota",
+        openai_type="insufficient_quota",
+        final=True,
     )
 
 
