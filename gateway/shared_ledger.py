@@ -59,7 +59,9 @@ for i = 1, n do
   end
   committed[i] = tonumber(spent) + held
   local cap = ARGV[4 + i]
-  if cap ~= '' and committed[i] + tonumber(ARGV[4]) > tonumber(cap) then
+  -- as quota.passes_cap: a budget with nothing left refuses even a call that costs nothing
+  if cap ~= '' and (committed[i] + tonumber(ARGV[4]) > tonumber(cap)
+                    or committed[i] >= tonumber(cap)) then
     return {i, tostring(committed[i])}
   end
 end
