@@ -31,7 +31,6 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from analytics import budgets, pricing
 from analytics.budgets import period_bounds
@@ -311,9 +310,10 @@ async def settle_shared(call: Call, held: Reservation) -> None:
             if crossed and await shared_ledger.claim_alert(rule, start, crossed[-1]):
                 alerts.budget_alert(rule, start, spent, crossed[-1], call)
             await reconcile_now_and_then(rule, start)
-    except (RedisError, OSError) as exc:
-        # The hold expires by itself; reconcile() restores the spend from the events.
-        shared_ledger.complain(exc)
+    except shared_ledger.StoreDown:
+        # Logged by shared_ledger. The hold expires by itself; reconcile() restores the
+        # spend from the events.
+        pass
 
 
 _reconciled: dict[tuple[str, str, datetime], float] = {}

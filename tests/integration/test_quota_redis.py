@@ -99,8 +99,17 @@ def test_with_redis_down_budgets_fail_closed_by_default_and_open_when_asked(
     team_cap(Decimal("100"))
     closed = call(gateway, token)
     assert closed.status_code == 503
-    assert "shared budget store is unreachable" in closed.json()["error"]["message"]
+    assert "budget store (Redis) is not answering" in closed.json()["error"]["message"]
     assert "REDIS UNAVAILABLE" in caplog.text
+    openai_shape = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {token}"},
+        json={"model": "haiku", "max_tokens": 16, "messages": [{"role": "user", "content": "x"}]},
+    )
+    error = openai_shape.json()["error"]
+    assert openai_shape.status_code == 503
+    assert error["code"] == "budget_store_unavailable"
+    assert "METIS_REDIS_FAILURE=closed" in error["message"]
     settings.METIS_REDIS_FAILURE = "open"
     assert call(gateway, token).status_code == 200
     shared_ledger.reset()
