@@ -7,7 +7,7 @@ from ninja import NinjaAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics import versioning
-from gateway import auth, metrics, routing
+from gateway import auth, counting, metrics, routing
 from gateway.errors import GatewayError, Shape
 from gateway.proxy import forward
 
@@ -39,7 +39,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
 
 @api.post("/v1/messages/count_tokens")
 async def count_tokens(request: HttpRequest) -> HttpResponse:
-    return await forward(request, Shape.ANTHROPIC, record=False)
+    return await counting.count_tokens(request)
 
 
 @api.post("/v1/chat/completions")

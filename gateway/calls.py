@@ -45,6 +45,7 @@ class Call:
     cost_usd: Decimal | None = None
     price_source: str | None = None
     reservation: Reservation | None = None  # what quota.check() holds for this call
+    sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
 
     @property
     def latency_ms(self) -> float:
@@ -89,9 +90,10 @@ def record(call: Call) -> None:
         logger.exception("could not record call %s", call.request_id)
 
 
-def events_of(call: Call) -> list:
-    key, route, usage = call.caller.key, call.route, call.usage
-    common = {
+def identity_of(call: Call) -> dict:
+    """Who made the call and what it asked for: the fields every event of a call carries."""
+    key, route = call.caller.key, call.route
+    return {
         "request_id": call.request_id,
         "gateway_key_id": key.id,
         "user": call.caller.user,
@@ -102,6 +104,11 @@ def events_of(call: Call) -> list:
         "model": route.model,
         "requested_model": route.requested_model,
     }
+
+
+def events_of(call: Call) -> list:
+    key, route, usage = call.caller.key, call.route, call.usage
+    common = identity_of(call)
     cost = orjson.Fragment(format(call.cost_usd, "f")) if call.cost_usd is not None else None
     completed = {
         **common,

@@ -190,6 +190,7 @@ async def route(body: dict[str, Any], caller: Caller, shape: Shape) -> Route:
             503,
             f"No credentials for provider {upstream.name!r}: add one in the admin "
             f"(Provider credentials) or set METIS_{upstream.name.upper()}_API_KEY.",
+            code="provider_not_configured",
         )
     return Route(upstream=upstream, model=model, requested_model=requested, decided_by=decided_by)
 

@@ -240,6 +240,10 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 METIS_REDIS_FAILURE = os.environ.get("METIS_REDIS_FAILURE", "closed")
 if METIS_REDIS_FAILURE not in ("closed", "open"):
     raise ImproperlyConfigured("METIS_REDIS_FAILURE must be 'closed' or 'open'")
+# A hung Redis costs each budget check this long, until the breaker stops asking it.
+METIS_REDIS_TIMEOUT = envfloat("METIS_REDIS_TIMEOUT", 2.0)
+METIS_REDIS_BREAKER_FAILURES = max(1, envint("METIS_REDIS_BREAKER_FAILURES", 3))
+METIS_REDIS_BREAKER_SECONDS = envfloat("METIS_REDIS_BREAKER_SECONDS", 10.0)
 # How long a call's budget hold outlives a process that died mid-call.
 METIS_QUOTA_HOLD_SECONDS = envint("METIS_QUOTA_HOLD_SECONDS", 1200)
 # The output allowance reserved against a budget when a request sets no max tokens.
