@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from analytics import views
+from analytics import exports, views
 from analytics.api import api
 
 admin.site.site_header = "Metis operator console"
@@ -14,7 +14,7 @@ admin.site.index_title = "Gateway keys, teams, budgets and providers"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", views.dashboard, name="dashboard"),
-    path("dashboard/export/<slug:table>.csv", views.export, name="dashboard-export"),
+    path("dashboard/export/<slug:table>.csv", exports.export, name="dashboard-export"),
     path("", api.urls),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
