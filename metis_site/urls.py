@@ -10,6 +10,7 @@ from analytics.api import api
 admin.site.site_header = "Metis operator console"
 admin.site.site_title = "Metis"
 admin.site.index_title = "Gateway keys, teams, budgets and providers"
+admin.site.site_url = "/dashboard/"  # the header's "View site": what the keys are for
 
 urlpatterns = [
     path("admin/", admin.site.urls),
