@@ -220,7 +220,10 @@ class GatewayKeyAdmin(ConsoleAdmin):
     # Revoke and rotate: the list actions and the buttons on a key's page both show a
     # confirmation page first, as Django's delete does; only its "Yes" (post=yes) acts.
 
-    @admin.action(description="Revoke selected keys (they stop working at once)")
+    @admin.action(
+        description="Revoke selected keys (they stop working at once)",
+        permissions=["change"],
+    )
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         keys = list(queryset.select_related("user", "team"))
         if request.POST.get("post") != "yes":
@@ -228,7 +231,10 @@ class GatewayKeyAdmin(ConsoleAdmin):
         self.revoke(request, keys)
         return None
 
-    @admin.action(description="Rotate selected keys (new token; the old one stops working)")
+    @admin.action(
+        description="Rotate selected keys (new token; the old one stops working)",
+        permissions=["change"],
+    )
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         keys = list(queryset.select_related("user", "team"))
         if not any(k.status == GatewayKey.Status.ACTIVE for k in keys):

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import Permission
 
 from identity.keys import hash_token
 from identity.models import GatewayKey, Quota, Team, User
@@ -94,6 +95,25 @@ def test_key_confirmations_need_a_staff_login(client) -> None:
     response = client.post(f"{KEYS}{key.pk}/revoke/", {"post": "yes"})
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert GatewayKey.objects.get(pk=key.pk).revoked_at is None
+
+
+def test_a_staff_user_who_may_only_view_keys_can_neither_revoke_nor_rotate(client) -> None:
+    viewer = make_user(username="auditor")
+    viewer.is_staff = True
+    viewer.save()
+    viewer.user_permissions.add(Permission.objects.get(codename="view_gatewaykey"))
+    client.force_login(viewer)
+    key, token = make_key()
+
+    changelist = client.get(KEYS).content.decode()
+    by_action = choose(client, "revoke_keys", key)
+    by_button = client.post(f"{KEYS}{key.pk}/revoke/", {"post": "yes"})
+
+    assert "revoke_keys" not in changelist and "rotate_keys" not in changelist
+    assert "gateway key?" not in by_action.content.decode()  # no confirmation offered
+    assert by_button.status_code == 403
+    assert client.get(f"{KEYS}gk_none/rotate/").status_code == 404
+    assert GatewayKey.objects.active().get(token_hash=hash_token(token)) == key
 
 
 def test_keys_cannot_be_deleted_in_bulk_or_one_by_one(admin_client) -> None:
