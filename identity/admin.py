@@ -151,6 +151,9 @@ class QuotaInline(admin.TabularInline):
     fields = ["period", "soft_cap_usd", "hard_cap_usd", "requests_per_minute", "tokens_per_minute"]
 
 
+ALREADY_REVOKED = "These keys are already revoked; revoking is final."
+
+
 @admin.register(GatewayKey)
 class GatewayKeyAdmin(ConsoleAdmin):
     form = GatewayKeyForm
@@ -226,6 +229,9 @@ class GatewayKeyAdmin(ConsoleAdmin):
     )
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         keys = list(queryset.select_related("user", "team"))
+        if all(k.revoked_at is not None for k in keys):
+            self.message_user(request, ALREADY_REVOKED, messages.WARNING)
+            return None
         if request.POST.get("post") != "yes":
             return self.confirm_page(request, "revoke", keys, self.changelist_url(request))
         self.revoke(request, keys)
@@ -247,6 +253,9 @@ class GatewayKeyAdmin(ConsoleAdmin):
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         key = self.key_to_change(request, object_id)
         back = reverse("admin:identity_gatewaykey_change", args=[key.pk])
+        if key.revoked_at is not None:
+            self.message_user(request, ALREADY_REVOKED, messages.WARNING)
+            return HttpResponseRedirect(back)
         if request.method != "POST":
             return self.confirm_page(request, "revoke", [key], back)
         self.revoke(request, [key])

@@ -77,6 +77,10 @@ def test_a_key_page_has_revoke_and_rotate_buttons_that_ask_first(admin_client) -
     assert "/revoke/" not in html and "/rotate/" not in html
     refused = admin_client.post(f"{KEYS}{key.pk}/rotate/", {"post": "yes"}, follow=True)
     assert "Only active keys can be rotated." in refused.content.decode()
+    again = admin_client.get(f"{KEYS}{key.pk}/revoke/", follow=True)
+    assert "already revoked" in again.content.decode()
+    by_action = choose(admin_client, "revoke_keys", key)
+    assert by_action.status_code == 302  # back to the list, with the same message
     assert GatewayKey.objects.get().token_hash == hash_token(token)
 
 
