@@ -3,6 +3,7 @@ issued, revoked or rotated which key, and when."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlencode
 
 from django import forms
@@ -152,6 +153,13 @@ class QuotaInline(admin.TabularInline):
 
 
 ALREADY_REVOKED = "These keys are already revoked; revoking is final."
+
+
+def changes(verb: str, key: GatewayKey, now: datetime) -> bool:
+    """Revoking changes any key not revoked yet (expired ones too); rotating, active ones."""
+    if verb == "revoke":
+        return key.revoked_at is None
+    return key.status_at(now) == GatewayKey.Status.ACTIVE
 
 
 @admin.register(GatewayKey)
@@ -307,8 +315,7 @@ class GatewayKeyAdmin(ConsoleAdmin):
         """Which keys the action changes, which it leaves alone and why, and a form that
         posts the same request again with post=yes."""
         now = timezone.now()
-        applies = [k for k in keys if (k.revoked_at is None if verb == "revoke" else
-                                       k.status_at(now) == GatewayKey.Status.ACTIVE)]  # fmt: skip
+        applies = [k for k in keys if changes(verb, k, now)]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
