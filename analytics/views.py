@@ -6,13 +6,12 @@ this module only picks the queries for a tab and hands their rows to the templat
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
@@ -131,63 +130,3 @@ def callout(rows: list[dict], field: str) -> dict | None:
     total = sum((Decimal(str(r.get("cost_usd") or 0)) for r in rows), Decimal(0))
     share = Decimal(str(row.get("cost_usd") or 0)) / total if total else Decimal(0)
     return {"row": row, "share": share}
-
-
-# -- CSV export -----------------------------------------------------------------------
-
-EXPORTS: dict[str, tuple[tuple[str, ...], Callable[..., list[dict]]]] = {
-    "models": (
-        ("key", "cost_usd", "calls", "input_tokens", "output_tokens", "errors"),
-        lambda viewer, scope: queries.cost(viewer, scope, "model")["groups"],
-    ),
-    "teams": (
-        ("team", "cost_usd", "calls", "users", "quota"),
-        lambda viewer, scope: budgets.by_team(viewer, scope),
-    ),
-    "users": (
-        ("user", "cost_usd", "calls", "quota"),
-        lambda viewer, scope: budgets.by_user(viewer, scope),
-    ),
-    "keys": (
-        ("gateway_key_id", "name", "user", "team", "cost_usd", "calls", "last_call_at", "quota"),
-        lambda viewer, scope: queries.by_key(viewer, scope),
-    ),
-}
-ACTIVITY_COLUMNS = (
-    "timestamp", "key_name", "user", "team", "inbound_shape", "provider", "model", "stream",
-    "input_tokens", "output_tokens", "cost_usd", "latency_ms", "status", "error_class",
-)  # fmt: skip
-ACTIVITY_EXPORT_LIMIT = 10_000
-
-
-def export(request: HttpRequest, table: str) -> HttpResponse:
-    """One table as CSV, with the same window and filters as the page it was clicked on."""
-    if table not in (*EXPORTS, "activity"):
-        raise Http404(f"no table {table!r}")
-    viewer = access.viewer_for(request)
-    if viewer is None:
-        return redirect_to_login(request.get_full_path())
-    try:
-        scope = scope_of(request, filtered=table in ("models", "activity"))
-    except ScopeError as exc:
-        return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
-    if table == "activity":
-        columns = ACTIVITY_COLUMNS
-        rows = queries.activity(viewer, scope, page=1, page_size=ACTIVITY_EXPORT_LIMIT)["calls"]
-    else:
-        columns, fetch = EXPORTS[table]
-        rows = fetch(viewer, scope)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="metis-{table}.csv"'
-    out = csv.writer(response)
-    out.writerow(columns)
-    for row in rows:
-        out.writerow([cell(row.get(c)) for c in columns])
-    return response
-
-
-def cell(value: object) -> object:
-    """A CSV cell: quotas by their label, absent values empty."""
-    if isinstance(value, dict):
-        return value.get("label", "")
-    return "" if value is None else value

@@ -4,17 +4,18 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from analytics import views
+from analytics import exports, views
 from analytics.api import api
 
 admin.site.site_header = "Metis operator console"
 admin.site.site_title = "Metis"
 admin.site.index_title = "Gateway keys, teams, budgets and providers"
+admin.site.site_url = "/dashboard/"  # the header's "View site": what the keys are for
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", views.dashboard, name="dashboard"),
-    path("dashboard/export/<slug:table>.csv", views.export, name="dashboard-export"),
+    path("dashboard/export/<slug:table>.csv", exports.export, name="dashboard-export"),
     path("", api.urls),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
