@@ -174,5 +174,5 @@ def axis_usd(value: Decimal, top: Decimal) -> str:
     """Enough decimals to tell the ticks apart: $0.0025 on a tiny axis, $1,200 on a big one."""
     if top >= 100:
         return f"${value:,.0f}"
-    decimals = max(2, -math.floor(math.log10(top)) + 2) if top > 0 else 2
+    decimals = max(2, -(top / 2).normalize().as_tuple().exponent)
     return f"${value:,.{decimals}f}"
