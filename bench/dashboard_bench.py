@@ -1,10 +1,11 @@
 """How long the dashboard's pages take on the server over the analytics bench database.
 
-    uv run python bench/dashboard_bench.py --home DIR [--runs 5]
+    uv run python bench/dashboard_bench.py --home DIR [--runs 5] [--as USERNAME]
 
 DIR is a METIS_HOME filled by `bench/analytics_bench.py --home DIR` (1,000,000 calls over
 30 days). Renders each tab in-process (Django's test client, local mode) and prints the
-p50 of several runs: server time only, no network and no browser.
+p50 of several runs: server time only, no network and no browser. With --as, the pages
+are rendered for that (existing) user, signed in, instead of local mode.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--as", dest="username", help="render for this user, signed in")
     args = parser.parse_args()
     if not (args.home / "metis.db").exists():
         print(f"{args.home} has no metis.db: fill it with bench/analytics_bench.py --home")
         return 2
-    os.environ.update(METIS_HOME=str(args.home), METIS_LOCAL_MODE="1")
+    os.environ.update(METIS_HOME=str(args.home), METIS_LOCAL_MODE="" if args.username else "1")
     os.environ.pop("DATABASE_URL", None)
     os.environ.setdefault("METIS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
@@ -49,6 +51,10 @@ def main() -> int:
     from django.test import Client
 
     client = Client(SERVER_NAME="127.0.0.1")
+    if args.username:
+        from identity.models import User
+
+        client.force_login(User.objects.get(username=args.username))
     print(f"p50 of {args.runs} runs per page, server time:")
     for url in PAGES:
         timings = []
