@@ -145,7 +145,7 @@ def tip(p: Point, bucket: Bucket) -> str:
 
 
 def x_ticks(start: datetime, end: datetime, bucket: Bucket) -> list[Tick]:
-    """Five labels at most, at even times in METIS_TIME_ZONE."""
+    """Five labels, evenly spaced across the window, in METIS_TIME_ZONE."""
     span = (end - start).total_seconds()
     fmt = "%b %d" if bucket.name == "day" else "%H:%M"
     if bucket.name != "day" and end - start > timedelta(hours=24):
