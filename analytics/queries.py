@@ -232,10 +232,12 @@ def series(
     METIS_TIME_ZONE) or hour from the rollups, per `step` minutes from the calls (short
     windows only: every call in the window is read)."""
     if bucket in ("day", "hour"):
-        return [
-            (moment(g["key"]), g["cost_usd"], g["calls"], g["unpriced_calls"])
-            for g in cost(viewer, scope, bucket)["groups"]
-        ]
+        groups, _ = aggregate(viewer, scope, (bucket,))  # no latency: the chart has none
+        return sorted(
+            (moment(t), money(agg.sums["cost_usd"]), agg.sums["calls"],
+             agg.sums["unpriced_calls"])
+            for (t,), agg in groups.items()
+        )  # fmt: skip
     rows = Call.objects.filter(
         viewer.q(), scope.q(), timestamp__gte=scope.start, timestamp__lt=scope.end
     ).values_list("timestamp", "cost_usd")
