@@ -89,6 +89,9 @@ def chips_of(request: HttpRequest) -> list[dict]:
             del rest[name]
             rest.pop("page", None)
             label = "key" if name == "gateway_key" else name
+            if name == "gateway_key":  # people know their keys by name, not by id
+                known = queries.key_owners([value]).get(value)
+                value = known["name"] if known else value
             chips.append(
                 {"name": name, "label": label, "value": value, "clear": f"?{rest.urlencode()}"}
             )

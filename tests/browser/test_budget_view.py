@@ -165,3 +165,6 @@ def test_the_chart_tooltip_answers_keyboard_and_touch(page, live_server, world):
     expect(tip).to_be_visible()
     expect(page.locator("#cost-chart .y-axis")).to_contain_text("$")
     expect(page.locator("#cost-chart figcaption")).to_contain_text("Times in UTC")
+    # eng's $1 a month, per 2 minutes: the pace the bars are measured against
+    expect(page.locator("#pace-line")).to_contain_text("eng's budget pace")
+    expect(page.locator("#cost-chart line.pace")).to_have_count(1)
