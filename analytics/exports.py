@@ -40,7 +40,7 @@ from django.utils import timezone
 from analytics import access, budgets, queries
 from analytics.models import Call
 from analytics.scope import Scope, ScopeError, Viewer
-from analytics.views import scope_of
+from analytics.views import default_window, scope_of
 from identity.models import Quota
 
 CHUNK = 2000  # activity rows per database round trip
@@ -57,7 +57,7 @@ NUMERIC = {
     "budget_hard_cap_usd", "budget_used_pct",
 }  # fmt: skip
 ACTIVITY = (
-    "timestamp", "id", "gateway_key_id", "key_name", "user", "team", "workspace",
+    "timestamp", "id", "gateway_key_id", "key_name", "user", "label", "team", "workspace",
     "inbound_shape", "provider", "model", "requested_model", "stream", "input_tokens",
     "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd",
     "latency_ms", "ttft_ms", "status", "error_class", "retries", "request_id",
@@ -105,7 +105,7 @@ def export(request: HttpRequest, table: str) -> HttpResponse:
         return redirect_to_login(request.get_full_path())
     filtered = table == "activity" or TABLES[table][2]
     try:
-        scope = scope_of(request, filtered=filtered)
+        scope = scope_of(request, filtered=filtered, default=default_window(viewer))
     except ScopeError as exc:
         return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
     if table == "activity":
@@ -128,10 +128,18 @@ async def activity_rows(viewer: Viewer, scope: Scope) -> AsyncIterator[dict]:
     base = Call.objects.filter(
         viewer.q(), scope.q(), timestamp__gte=scope.start, timestamp__lt=scope.end
     ).order_by("-timestamp", "-id")
-    page = base
+    page, owners = base, {}
+    columns = [c for c in ACTIVITY if c != "label"]
     while True:
-        chunk = await sync_to_async(list)(page.values(*ACTIVITY)[:CHUNK])
+        chunk = await sync_to_async(list)(page.values(*columns)[:CHUNK])
+        missing = {row["gateway_key_id"] for row in chunk} - owners.keys()
+        if missing:
+            owners.update(await sync_to_async(queries.key_owners)(missing))
         for row in chunk:
+            # As on the dashboard: `user` is the account that owns the key, `label` what
+            # the call said it was (x-metis-user), when that differs.
+            label, owner = row["user"], owners.get(row["gateway_key_id"], {}).get("user")
+            row["user"], row["label"] = owner, (label if label != owner else None)
             yield row
         if len(chunk) < CHUNK:
             return

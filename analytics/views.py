@@ -16,25 +16,36 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
-from analytics import access, budgets, charts, queries
+from analytics import access, budget_events, budgets, charts, queries
 from analytics.scope import Scope, ScopeError, Viewer, parse_scope
 
 TABS = {"cost": "Cost", "activity": "Activity", "identity": "Spend by identity"}
-WINDOWS = ("1h", "24h", "7d", "30d")
+WINDOWS = {
+    "1h": "1h", "24h": "24h", "7d": "7d", "30d": "30d", "today": "Today",
+    "this_week": "This week", "this_month": "This month", "last_month": "Last month",
+}  # fmt: skip
 VIEWS = {"all": "All", "team": "Per-team", "user": "Per-user", "key": "Per-key"}
-FILTERS = ("team", "user", "gateway_key", "workspace")
+SORTS = {"cost": "Spend", "calls": "Calls", "name": "Name", "budget": "Budget used"}
+FILTERS = ("team", "user", "gateway_key", "label", "workspace")
 # The partials a swap may ask for by its target id (django-template-partials names).
 PARTIALS = ("dashboard-panel", "identity-tables")
 PAGE_SIZE = 50
 
 
-def scope_of(request: HttpRequest, *, filtered: bool = True) -> Scope:
-    """The window (24h unless given) and, for Cost and Activity, the identity filters.
-    Only the scope's own parameters reach `parse_scope`: tab, view and page are ours."""
+def default_window(viewer: Viewer) -> str:
+    """A budget owner opens on this month, the period most budgets count; everyone
+    else on the last 24 hours, what a developer checks after a day's work."""
+    return "this_month" if viewer.kind == "user" and viewer.team_names else "24h"
+
+
+def scope_of(request: HttpRequest, *, filtered: bool = True, default: str = "24h") -> Scope:
+    """The window (`default` unless given) and, for Cost and Activity, the identity
+    filters. Only the scope's own parameters reach `parse_scope`: tab, view and page are
+    ours."""
     names = ("window", "from", "to", *(FILTERS if filtered else ()))
     params = {n: request.GET[n] for n in names if request.GET.get(n)}
     if "from" not in params and "window" not in params:
-        params["window"] = "24h"
+        params["window"] = default
     return parse_scope(params, timezone.now())
 
 
@@ -45,17 +56,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             return HttpResponseClientRedirect(f"/admin/login/?next={request.path}")
         return redirect_to_login(request.get_full_path())
     tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "cost"
+    default = default_window(viewer)
     try:
-        scope = scope_of(request, filtered=tab != "identity")
+        scope = scope_of(request, filtered=tab != "identity", default=default)
     except ScopeError as exc:
         return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
+    window = request.GET.get("window") or ("" if request.GET.get("from") else default)
     context: dict[str, Any] = {
         "tabs": TABS,
         "tab": tab,
         "windows": WINDOWS,
-        "window": request.GET.get("window") or ("" if request.GET.get("from") else "24h"),
+        "window": window,
+        "window_label": WINDOWS.get(window, "custom range").lower(),
         "chips": chips_of(request),
         "scope": scope,
+        "viewer": viewer,
     }
     context.update(TAB_CONTEXT[tab](request, viewer, scope))
     template = "analytics/dashboard.html"
@@ -73,6 +88,9 @@ def chips_of(request: HttpRequest) -> list[dict]:
             del rest[name]
             rest.pop("page", None)
             label = "key" if name == "gateway_key" else name
+            if name == "gateway_key":  # people know their keys by name, not by id
+                known = queries.key_owners([value]).get(value)
+                value = known["name"] if known else value
             chips.append(
                 {"name": name, "label": label, "value": value, "clear": f"?{rest.urlencode()}"}
             )
@@ -80,14 +98,47 @@ def chips_of(request: HttpRequest) -> list[dict]:
 
 
 def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
+    now = timezone.now()
     by_model = queries.cost(viewer, scope, "model")
+    strip = budgets.strip(viewer, scope, now)
     bucket = charts.bucket_for(scope.start, scope.end)
-    timeline = queries.cost(viewer, scope, bucket)["groups"]
+    points = [
+        charts.Point(t, cost, calls, unpriced)
+        for t, cost, calls, unpriced in queries.series(viewer, scope, bucket.name, bucket.step)
+    ]
+    chart_quota = quota_for_chart(viewer, scope, strip)
     return {
         "totals": by_model["totals"],
         "models": by_model["groups"],
-        "chart": charts.cost_chart(timeline, scope.start, scope.end, bucket),
+        "strip": strip,
+        "budget_events": budget_events.recent(viewer, now),
+        "chart": charts.cost_chart(points, scope.start, scope.end, bucket, chart_quota),
     }
+
+
+def quota_for_chart(viewer: Viewer, scope: Scope, strip: list[dict]) -> dict | None:
+    """The quota whose pace the chart can honestly draw: one that counts exactly the
+    calls charted (the filtered team, user or key's; or the only budget in view)."""
+    wanted = None
+    if scope.label or scope.workspace:
+        return None
+    filters = [(n, v) for n, v in (("team", scope.team), ("user", scope.user)) if v]
+    if scope.gateway_key:
+        filters.append(("key", scope.gateway_key))
+    if len(filters) == 1:
+        wanted = filters[0]
+    elif not filters and viewer.kind == "user" and len(viewer.team_names) == 1:
+        wanted = ("team", next(iter(viewer.team_names)))
+    elif not filters and viewer.kind == "key":
+        wanted = ("key", viewer.gateway_key_id)
+    elif not filters and len(strip) == 1 and viewer.kind == "all":
+        return strip[0] if strip[0]["scope"] != "key" else None
+    if wanted is None:
+        return None
+    for card in strip:
+        if (card["scope"], card["id"]) == wanted and card["status"].resets_at is not None:
+            return card
+    return None
 
 
 def activity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
@@ -100,12 +151,17 @@ def activity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict
 
 def identity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     view = request.GET.get("view") if request.GET.get("view") in VIEWS else "all"
-    teams = budgets.by_team(viewer, scope)
-    users = budgets.by_user(viewer, scope)
-    keys = queries.by_key(viewer, scope)
+    sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "cost"
+    teams = sorted_rows(budgets.by_team(viewer, scope), "team", sort)
+    for team in teams:
+        team["by_user"] = sorted_rows(team["by_user"], "user", sort)
+    users = sorted_rows(budgets.by_user(viewer, scope), "user", sort)
+    keys = sorted_rows(budgets.by_key(viewer, scope), "name", sort)
     return {
         "views": VIEWS,
         "view": view,
+        "sorts": SORTS,
+        "sort": sort,
         "teams": teams,
         "users": users,
         "keys": keys,
@@ -113,6 +169,25 @@ def identity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict
         "top_user": callout(users, "user"),
         "top_key": callout(keys, "gateway_key_id"),
     }
+
+
+def sorted_rows(rows: list[dict], name: str, sort: str) -> list[dict]:
+    """Rows by spend (highest first), calls, name (A to Z, the unnamed last) or the
+    fullest budget (rows with no budget last); ties by spend, then name."""
+
+    def by_name(row: dict) -> tuple:
+        return (row.get(name) is None, str(row.get(name) or "").lower())
+
+    def by_cost(row: dict) -> tuple:
+        return (-row["cost_usd"], -row["calls"], *by_name(row))
+
+    keys: dict[str, Callable[[dict], tuple]] = {
+        "cost": by_cost,
+        "calls": lambda r: (-r["calls"], *by_cost(r)),
+        "name": by_name,
+        "budget": lambda r: (-((r.get("quota") or {}).get("percent") or -1), *by_cost(r)),
+    }
+    return sorted(rows, key=keys[sort])
 
 
 TAB_CONTEXT: dict[str, Callable[[HttpRequest, Viewer, Scope], dict]] = {

@@ -5,9 +5,12 @@ these tests run on `transactional_db` (the writer's thread has its own connectio
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+
 import pytest
 
-from identity.models import TeamMembership
+from identity.models import Quota, TeamMembership
 from tests.calls import record_calls
 from tests.factories import make_key, make_team, make_user
 
@@ -88,7 +91,7 @@ def test_a_scope_pill_over_htmx_returns_only_the_identity_tables(admin_client, s
 def test_team_rows_carry_their_users_hidden_until_expanded(admin_client, spend):
     page = get(admin_client, "/dashboard/?tab=identity&view=team")
     eng_row = page.index('data-team="eng"')
-    alice_row = page.index('data-parent="team-1" hidden')
+    alice_row = page.index('data-parent="team-1" data-user="alice" hidden')
     assert eng_row < alice_row < page.index('data-team="sales"')
     assert "?tab=cost&amp;user=alice" in page or "tab=cost&amp;user=alice" in page
 
@@ -98,7 +101,7 @@ def test_a_user_filter_scopes_cost_and_activity_with_a_chip(admin_client, spend)
     assert 'id="total-calls">12<' in everyone and 'data-filter="user"' not in everyone
     alice = get(admin_client, "/dashboard/?user=alice")
     assert 'data-filter="user"' in alice and "<b>alice</b>" in alice
-    assert 'id="total-calls">6<' in alice and 'id="total-cost">$0.60<' in alice
+    assert 'id="total-calls">6<' in alice and tile(alice, "total-cost") == "$0.60"
     activity = get(admin_client, "/dashboard/?tab=activity&user=alice")
     assert "alice-laptop" in activity and "carol-laptop" not in activity
 
@@ -111,10 +114,25 @@ def test_the_top_team_callout_appears_only_above_half_the_spend(admin_client, sp
     assert 'id="top-team"' not in page
 
 
-def test_keys_show_inbound_shapes_last_call_and_an_empty_quota(admin_client, spend):
+def test_keys_show_inbound_shapes_last_call_and_their_own_quota(admin_client, spend):
+    Quota.objects.create(key=spend["keys"]["bob"], period="month", hard_cap_usd=Decimal("0"))
     page = get(admin_client, "/dashboard/?tab=identity&view=key")
-    assert "openai 2" in page and "anthropic 6" in page
-    assert "s ago" in page and "<td>—</td>" in page
+    assert "openai 2" in page and "anthropic 6" in page and "s ago" in page
+    rows = {name: row_of(page, f'data-key="{name}"') for name in ("alice-laptop", "bob-laptop")}
+    assert "quota-hard" in rows["bob-laptop"] and "100 %" in rows["bob-laptop"]  # $0 blocks it
+    assert "quota-" not in rows["alice-laptop"] and "—" in rows["alice-laptop"]
+
+
+def row_of(page: str, marker: str) -> str:
+    start = page.index(marker)
+    return page[start : page.index("</tr>", start)]
+
+
+def tile(page: str, element_id: str) -> str:
+    """The text of a number on the page, without the markup around it."""
+    match = re.search(rf'id="{element_id}">(.*?)</b>', page, re.S)
+    assert match, element_id
+    return re.sub(r"<[^>]+>", "", match.group(1)).strip()
 
 
 def test_a_bad_window_is_refused_naming_the_parameter(admin_client):

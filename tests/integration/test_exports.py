@@ -141,7 +141,7 @@ def test_cells_a_spreadsheet_would_run_are_escaped(admin_client) -> None:
     _, calls = read(admin_client.get("/dashboard/export/activity.csv?window=1h"))
     _, keys = read(admin_client.get("/dashboard/export/keys.csv?window=1h"))
 
-    assert {c["user"] for c in calls} == {"'@SUM(A1)", "'\tlabel"}
+    assert {c["label"] for c in calls} == {"'@SUM(A1)", "'\tlabel"}
     assert {c["model"] for c in calls} == {"'-model", "claude-haiku-4-5"}
     assert {c["team"] for c in calls} == {"'+team"}
     assert keys[0]["name"] == '\'=HYPERLINK("http://evil")'
