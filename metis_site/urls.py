@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 from analytics import views
 from analytics.api import api
+from identity import oidc, signin
 
 admin.site.site_header = "Metis operator console"
 admin.site.site_title = "Metis"
@@ -13,6 +14,10 @@ admin.site.index_title = "Gateway keys, teams, budgets and providers"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("login/", signin.sign_in, name="login"),
+    path("logout/", signin.sign_out, name="logout"),
+    path("login/oidc/", oidc.start, name="oidc-start"),
+    path("login/oidc/callback/", oidc.callback, name="oidc-callback"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/export/<slug:table>.csv", views.export, name="dashboard-export"),
     path("", api.urls),
