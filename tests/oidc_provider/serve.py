@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 
 def main(spec_path: str, port: str) -> None:
@@ -20,7 +21,7 @@ def main(spec_path: str, port: str) -> None:
     from django.core.management import call_command
     from oauth2_provider.models import Application
 
-    spec = json.loads(open(spec_path).read())
+    spec = json.loads(Path(spec_path).read_text())
     call_command("migrate", verbosity=0, interactive=False)
     for person in spec["users"]:
         user = User.objects.create_user(
