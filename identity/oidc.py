@@ -55,7 +55,7 @@ def _client(issuer: str, client_id: str, secret: str, scopes: str) -> DjangoOAut
         client_id=client_id,
         client_secret=secret,
         server_metadata_url=f"{issuer}/.well-known/openid-configuration",
-        client_kwargs={"scope": scopes, "code_challenge_method": "S256", "timeout": 10},
+        client_kwargs={"scope": scopes, "code_challenge_method": "S256", "default_timeout": 10},
     )
 
 
@@ -90,8 +90,8 @@ def callback(request: HttpRequest) -> HttpResponse:
         token = client().authorize_access_token(request)
         user = user_for(claims_of(token))
     except OAuthError as exc:
-        detail = exc.description or exc.error or "the answer was not valid"
-        return refused(request, f"Sign-in with {name()} did not complete: {detail}.")
+        detail = (exc.description or exc.error or "the answer was not valid").rstrip(".")
+        return refused(request, f"Sign-in with {name()} did not complete ({detail}); try again.")
     except requests.RequestException as exc:
         logger.warning("OpenID token exchange with %s failed: %s", name(), exc)
         return refused(request, f"{name()} cannot be reached right now; try again shortly.")

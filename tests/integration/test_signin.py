@@ -3,6 +3,8 @@ lockout after failed attempts, and Secure cookies behind an https proxy."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
@@ -147,3 +149,27 @@ def test_the_throttled_address_is_the_proxys_client_only_behind_a_proxy(rf, sett
     assert client_address(request) == "127.0.0.1"
     settings.METIS_PROXY_COUNT = 1
     assert client_address(request) == "10.1.2.3"  # what nginx saw, not what the client wrote
+
+
+@pytest.fixture
+def unreachable_provider(settings) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.METIS_OIDC_ISSUER = f"http://127.0.0.1:{port}"
+    settings.METIS_OIDC_CLIENT_ID = "metis"
+    settings.METIS_OIDC_CLIENT_SECRET = "secret"
+    settings.METIS_OIDC_NAME = "Okta"
+
+
+def test_an_unreachable_provider_is_a_clear_message_not_an_error(client, unreachable_provider):
+    response = client.get("/login/oidc/")
+    assert response.status_code == 403
+    assert "Okta cannot be reached right now" in response.content.decode()
+
+
+def test_a_callback_that_was_never_started_is_refused_clearly(client, unreachable_provider):
+    response = client.get("/login/oidc/callback/?code=forged&state=forged")
+    assert response.status_code == 403
+    assert "Sign-in with Okta did not complete" in response.content.decode()
+    assert client.get("/dashboard/").status_code == 302
