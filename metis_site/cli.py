@@ -136,12 +136,17 @@ def home_lock() -> Iterator[None]:
 
     from django.conf import settings
 
-    with open(settings.METIS_HOME / "start.lock", "a") as lock:
+    try:
+        settings.METIS_HOME.mkdir(parents=True, exist_ok=True)
+        lock = open(settings.METIS_HOME / "start.lock", "a")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CommandError(
+            f"METIS_HOME ({settings.METIS_HOME}) must be a directory Metis can write: "
+            f"{exc.strerror}"
+        ) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        yield
 
 
 def migrate_if_needed() -> None:
@@ -209,7 +214,10 @@ def run_serve(args: argparse.Namespace) -> int:
         ensure_first_admin()
     print(f"metis: admin and dashboard on http://{display_host(args.host)}:{args.port}/admin/")
     if not local:
-        print("metis: login required for the dashboard and analytics API (not local mode)")
+        print(
+            "metis: sign-in required for the dashboard and analytics API (not local mode):"
+            f" http://{display_host(args.host)}:{args.port}/login/"
+        )
     run_uvicorn(args.host, args.port)
     return 0
 

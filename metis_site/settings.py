@@ -228,7 +228,7 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out account or address is refused before its password is checked.
-    "axes.backends.AxesStandaloneBackend",
+    "identity.signin.ThrottledBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
