@@ -25,7 +25,8 @@ from typing import Any
 Address = IPv4Address | IPv6Address
 PROXY_HEADERS = frozenset(
     {b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto",
-     b"x-forwarded-port", b"x-forwarded-prefix", b"x-real-ip", b"via"}
+     b"x-forwarded-port", b"x-forwarded-prefix", b"x-forwarded-server", b"x-real-ip",
+     b"via"}
 )  # fmt: skip
 SOCKET_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
 

@@ -99,25 +99,33 @@ http {{
     scgi_temp_path {tmp}/scgi;
     server {{
         listen 127.0.0.1:{port};
-        location / {{ proxy_pass http://127.0.0.1:{upstream}; }}
+        location / {{ proxy_pass http://127.0.0.1:{upstream}; {extra}}}
     }}
 }}
 """
 
 
-@pytest.fixture
-def nginx(serve, tmp_path) -> Iterator[str]:
-    """The real nginx (Debian's package), as its default site proxies: just proxy_pass."""
+@pytest.fixture(params=["default", "http/1.1"])
+def nginx(request, serve, tmp_path) -> Iterator[str]:
+    """The real nginx (Debian's package), as its default site proxies: just proxy_pass;
+    and once speaking HTTP/1.1, where only the socket's owner (its worker) gives it away."""
     if not NGINX.exists():
         message = f"{NGINX} is missing: apt-get install nginx"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    extra = ""
+    if request.param == "http/1.1":
+        if os.geteuid() != 0:
+            pytest.skip("nginx workers run as another user only when started as root (CI is)")
+        extra = "proxy_http_version 1.1; "
     port = free_port()
     # As root, the workers drop to an unprivileged user, as every packaged nginx does.
     user = "user nobody nogroup;" if os.geteuid() == 0 else ""
     conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(user=user, tmp=tmp_path, port=port, upstream=serve.port))
+    conf.write_text(
+        NGINX_CONF.format(user=user, tmp=tmp_path, port=port, upstream=serve.port, extra=extra)
+    )
     process = subprocess.Popen(
         [str(NGINX), "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log"),
          "-g", "daemon off;"],
