@@ -100,7 +100,8 @@ ALLOWED_HOSTS = [
     if h.strip()
 ]
 # Local mode: analytics and the dashboard answer without login. Set by `metis serve` only
-# when it binds loopback and METIS_REQUIRE_LOGIN is unset; off everywhere else.
+# when it binds loopback and METIS_REQUIRE_LOGIN is unset; off everywhere else. Even then
+# only for connections analytics.local_mode accepts (never through a proxy).
 METIS_REQUIRE_LOGIN = envbool("METIS_REQUIRE_LOGIN", False)
 METIS_LOCAL_MODE = envbool("METIS_LOCAL_MODE", False) and not METIS_REQUIRE_LOGIN
 CSRF_TRUSTED_ORIGINS = [

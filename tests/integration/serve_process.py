@@ -27,6 +27,7 @@ class Serve:
     process: subprocess.Popen
     port: int
     log: Path
+    home: Path
 
     @property
     def url(self) -> str:
@@ -67,7 +68,7 @@ def start_serve(home: Path, name: str, **env: str) -> Serve:
             [sys.executable, "-m", "metis_site.cli", "serve", "--port", str(port)],
             cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    return Serve(process, port, log)
+    return Serve(process, port, log, home)
 
 
 def csrf_token(client: httpx.Client, url: str) -> str:

@@ -157,13 +157,18 @@ def test_nginx_in_front_never_gets_local_mode(serve, nginx):
     assert httpx.get(f"{serve.url}/analytics/cost").status_code == 200  # direct: still local
 
 
-def test_the_socket_table_names_the_owner_of_a_live_connection():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
+@pytest.mark.parametrize(
+    ("family", "loopback"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+)
+def test_the_socket_table_names_the_owner_of_a_live_connection(family, loopback):
+    if family == socket.AF_INET6 and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    with socket.socket(family) as listener:
+        listener.bind((loopback, 0))
         listener.listen()
-        with socket.create_connection(listener.getsockname()) as client:
-            here = (ip_address("127.0.0.1"), listener.getsockname()[1])
-            peer = (ip_address("127.0.0.1"), client.getsockname()[1])
+        with socket.create_connection(listener.getsockname()[:2]) as client:
+            here = (ip_address(loopback), listener.getsockname()[1])
+            peer = (ip_address(loopback), client.getsockname()[1])
             assert socket_owner(peer, here) == os.geteuid()
             assert socket_owner(here, peer) is not None  # the accepted end, ours too
     assert socket_owner(peer, here) in (None, 0)  # gone, or in TIME_WAIT (owner 0)

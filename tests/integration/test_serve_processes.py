@@ -6,6 +6,7 @@ the last one locks the admin account out."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 
@@ -47,6 +48,9 @@ def sign_in(server: Serve, path: str, username: str, password: str, address: str
 def test_two_processes_starting_at_once_make_one_admin_whose_password_works(pair):
     passwords = [p for p in (server.printed_password() for server in pair) if p]
     assert len(passwords) == 1, [server.output() for server in pair]
+    with sqlite3.connect(pair[0].home / "metis.db") as database:
+        admins = database.execute("SELECT username FROM identity_user WHERE is_superuser")
+        assert admins.fetchall() == [("admin",)]
     for server in pair:  # each process, signing in with the one printed password
         response = sign_in(server, "/admin/login/", "admin", passwords[0], "10.0.0.1")
         assert response.status_code == 302 and response.headers["location"] == "/admin/"
