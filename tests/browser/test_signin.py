@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from identity.models import TeamMembership, User
+from identity.models import Team, TeamMembership, User
 from tests.calls import record_calls
 from tests.factories import make_key, make_team, make_user
 from tests.oidc_provider.process import Provider, running_provider
@@ -135,7 +135,7 @@ def test_single_sign_on_lands_the_matching_user_on_their_scope(page, sso):
     # the groups claim made her a member of sales (an existing team), not its budget owner
     membership = TeamMembership.objects.get(user=people["olga"], team__name="sales")
     assert membership.role == "member"
-    assert User.objects.filter(username="no-such-team").count() == 0
+    assert not Team.objects.filter(name="no-such-team").exists()  # never created
 
 
 def test_an_unknown_person_is_refused_unless_users_may_be_created(page, sso, settings):
