@@ -71,7 +71,7 @@ def unsupported_version(request: HttpRequest, exc: versioning.UnsupportedVersion
 
 @api.exception_handler(NotAuthenticated)
 def not_authenticated(request: HttpRequest, exc: NotAuthenticated) -> HttpResponse:
-    detail = "Log in (/admin/login/) or send a gateway token as Authorization: Bearer gw_…"
+    detail = "Sign in (/login/) or send a gateway token as Authorization: Bearer gw_…"
     response = api.create_response(request, {"detail": detail}, status=401)
     response["WWW-Authenticate"] = 'Bearer realm="metis"'
     return _version_headers(request, response)

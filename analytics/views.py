@@ -53,7 +53,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     viewer = access.viewer_for(request)
     if viewer is None:
         if request.htmx:  # a swap would paste the login page into the panel
-            return HttpResponseClientRedirect(f"/admin/login/?next={request.path}")
+            back = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(redirect_to_login(back)["Location"])
         return redirect_to_login(request.get_full_path())
     tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "cost"
     default = default_window(viewer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -99,12 +100,34 @@ ALLOWED_HOSTS = [
     if h.strip()
 ]
 # Local mode: analytics and the dashboard answer without login. Set by `metis serve` only
-# when it binds loopback and METIS_REQUIRE_LOGIN is unset; off everywhere else.
+# when it binds loopback and METIS_REQUIRE_LOGIN is unset; off everywhere else. Even then
+# only for connections analytics.local_mode accepts (never through a proxy).
 METIS_REQUIRE_LOGIN = envbool("METIS_REQUIRE_LOGIN", False)
 METIS_LOCAL_MODE = envbool("METIS_LOCAL_MODE", False) and not METIS_REQUIRE_LOGIN
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("METIS_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+
+
+def envheader(name: str) -> tuple[str, str] | None:
+    """`Header-Name: value` as Django's (META key, value) pair, e.g. for SECURE_PROXY_SSL_HEADER."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    header, sep, value = text.partition(":")
+    if not sep or not header.strip() or not value.strip() or " " in header.strip():
+        raise ImproperlyConfigured(
+            f"{name} must look like 'X-Forwarded-Proto: https', got {text!r}"
+        )
+    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
+
+
+# Behind a TLS-terminating proxy: the header it sets on https requests. Requests carrying it
+# count as https, so the session and CSRF cookies they get are Secure (identity.cookies).
+SECURE_PROXY_SSL_HEADER = envheader("METIS_SECURE_PROXY_SSL_HEADER")
+# How many proxies in front append to X-Forwarded-For: the client address for sign-in
+# throttling is read that many entries from the right. 0: the TCP peer's address.
+METIS_PROXY_COUNT = envint("METIS_PROXY_COUNT", 0)
 
 # Which process this is: the gateway loads a minimal stack (no sessions, CSRF or auth
 # middleware); `metis serve` loads the admin and dashboard.
@@ -119,6 +142,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
     "identity",
     "analytics",
     "gateway",
@@ -131,6 +155,7 @@ else:
     MIDDLEWARE = [
         "django.middleware.security.SecurityMiddleware",
         "whitenoise.middleware.WhiteNoiseMiddleware",
+        "identity.cookies.SecureCookiesMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
@@ -138,6 +163,7 @@ else:
         "django.contrib.messages.middleware.MessageMiddleware",
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
         "django_htmx.middleware.HtmxMiddleware",
+        "axes.middleware.AxesMiddleware",
     ]
     ROOT_URLCONF = "metis_site.urls"
 
@@ -199,7 +225,37 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out account or address is refused before its password is checked.
+    "identity.signin.ThrottledBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Failed sign-ins (/login/ and /admin/login/), counted in the database so every
+# `metis serve` process sharing it sees the same count (django-axes).
+AXES_FAILURE_LIMIT = envint("METIS_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("METIS_LOGIN_LOCKOUT_MINUTES", 15))
+# Per account and, separately, per address: either one reaching the limit locks.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "identity.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "identity.signin.locked_out"
+AXES_VERBOSE = False
+
+# Single sign-on with OpenID Connect; on when an issuer is set (identity/oidc.py).
+METIS_OIDC_ISSUER = os.environ.get("METIS_OIDC_ISSUER", "").strip().rstrip("/")
+METIS_OIDC_CLIENT_ID = os.environ.get("METIS_OIDC_CLIENT_ID", "").strip()
+METIS_OIDC_CLIENT_SECRET = os.environ.get("METIS_OIDC_CLIENT_SECRET", "")
+METIS_OIDC_NAME = os.environ.get("METIS_OIDC_NAME", "").strip() or "single sign-on"
+METIS_OIDC_SCOPES = os.environ.get("METIS_OIDC_SCOPES", "").strip() or "openid email profile"
+METIS_OIDC_TEAM_CLAIM = os.environ.get("METIS_OIDC_TEAM_CLAIM", "").strip()
+METIS_OIDC_CREATE_USERS = envbool("METIS_OIDC_CREATE_USERS", False)
+if METIS_OIDC_ISSUER and not (METIS_OIDC_CLIENT_ID and METIS_OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "METIS_OIDC_ISSUER is set: METIS_OIDC_CLIENT_ID and METIS_OIDC_CLIENT_SECRET are needed too"
+    )
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("METIS_TIME_ZONE", "UTC")

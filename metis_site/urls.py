@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 from analytics import exports, views
 from analytics.api import api
+from identity import oidc, signin
 
 admin.site.site_header = "Metis operator console"
 admin.site.site_title = "Metis"
@@ -14,6 +15,10 @@ admin.site.site_url = "/dashboard/"  # the header's "View site": what the keys a
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("login/", signin.sign_in, name="login"),
+    path("logout/", signin.sign_out, name="logout"),
+    path("login/oidc/", oidc.start, name="oidc-start"),
+    path("login/oidc/callback/", oidc.callback, name="oidc-callback"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/export/<slug:table>.csv", exports.export, name="dashboard-export"),
     path("", api.urls),

@@ -43,7 +43,7 @@ def test_the_dashboard_needs_a_login_outside_local_mode(client, settings):
     settings.METIS_LOCAL_MODE = False
     response = client.get("/dashboard/?tab=activity")
     assert response.status_code == 302
-    assert response["Location"] == "/admin/login/?next=/dashboard/%3Ftab%3Dactivity"
+    assert response["Location"] == "/login/?next=/dashboard/%3Ftab%3Dactivity"
     assert client.get("/dashboard/export/keys.csv").status_code == 302
 
 
