@@ -50,7 +50,7 @@ def test_the_dashboard_needs_a_login_outside_local_mode(client, settings):
 def test_local_mode_shows_the_dashboard_without_a_login(client, settings, spend):
     settings.METIS_LOCAL_MODE = True
     page = get(client, "/dashboard/")
-    assert "Local dashboard" in page and "$0.90" in page
+    assert "Metis · Dashboard" in page and "$0.90" in page
 
 
 def test_a_page_past_the_last_is_an_empty_page_not_an_error(admin_client):
