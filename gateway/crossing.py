@@ -36,11 +36,14 @@ async def forward_translated(
     route, shape = call.route, call.inbound_shape
     if not record:  # count_tokens: Anthropic's own endpoint, with no OpenAI counterpart
         raise bad_request(f"Counting tokens is not available for {route.model!r}.", param="model")
-    translated = translate_body(body, shape)
+    try:
+        translated = translate_body(body, shape)
+    except orjson.JSONEncodeError as exc:  # a tool call's input, nested too deeply
+        raise proxy.cannot_encode(exc) from None
     translated["model"] = route.model
     upstream_request = route.upstream.adapter.build_request(
         path=PATHS[route.upstream.shape],
-        body=orjson.dumps(translated),
+        body=proxy.encode(translated),
         client_headers=request.headers,
         api_key=call.caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,

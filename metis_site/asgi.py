@@ -14,7 +14,6 @@ import gc
 import os
 
 import django
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
 
@@ -25,7 +24,10 @@ if os.environ.get("METIS_ROLE") == "gateway":
     drop_request_db_housekeeping()
     django_application = GatewayASGIHandler()
 else:
-    django_application = get_asgi_application()
+    django.setup(set_prefix=False)
+    from metis_site.server import ServeASGIHandler
+
+    django_application = ServeASGIHandler()  # Django's, reading bodies under limits
 
 
 async def application(scope, receive, send) -> None:
