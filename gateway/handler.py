@@ -116,6 +116,7 @@ class GatewayASGIHandler(ASGIHandler):
         """Answer before the body was read; `close`: the connection, so it never is."""
         if close:
             response["Connection"] = "close"
+        response["Content-Length"] = str(len(response.content))
         await self.send_response(response, send)
 
     async def listen_for_disconnect(self, receive) -> None:
