@@ -22,6 +22,15 @@ api = NinjaAPI(
 )
 
 
+# The endpoints that take a body: the handler authenticates them from the headers before it
+# reads a byte of it (gateway/handler.py); every other request's body is never read.
+BODY_ENDPOINTS = {
+    "/v1/messages": Shape.ANTHROPIC,
+    "/v1/messages/count_tokens": Shape.ANTHROPIC,
+    "/v1/chat/completions": Shape.OPENAI,
+}
+
+
 @api.exception_handler(GatewayError)
 def gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
     return exc.render(getattr(request, "metis_shape", Shape.ANTHROPIC))
@@ -111,13 +120,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 # -- everything else: a clear error in the caller's shape, not Django's HTML page ----------
 
-# The endpoints that take a body: the handler authenticates them from the headers before it
-# reads a byte of it (gateway/handler.py); every other request's body is never read.
-BODY_ENDPOINTS = {
-    "/v1/messages": Shape.ANTHROPIC,
-    "/v1/messages/count_tokens": Shape.ANTHROPIC,
-    "/v1/chat/completions": Shape.OPENAI,
-}
 SERVED = {
     "/v1/messages": "POST",
     "/v1/messages/count_tokens": "POST",

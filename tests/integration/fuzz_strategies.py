@@ -221,17 +221,20 @@ HEADERS = ["anthropic-version", "anthropic-beta", "x-metis-user", "content-type"
 # ---- the analytics API
 
 # Moments at and near datetime's ends, with offsets up to ±23:59: UTC conversion overflows.
-offsets = st.timedeltas(min_value=-timedelta(hours=23, minutes=59),
-                        max_value=timedelta(hours=23, minutes=59)).map(timezone)  # fmt: skip
+LONGEST = timedelta(hours=23, minutes=59)
+offsets = st.one_of(
+    st.sampled_from([timedelta(hours=14), -timedelta(hours=14), LONGEST, -LONGEST]),
+    st.timedeltas(min_value=-LONGEST, max_value=LONGEST),
+).map(timezone)
 edge_moments = st.builds(
     lambda moment, offset: moment.replace(tzinfo=offset).isoformat(),
     st.one_of(
+        st.sampled_from([datetime.min, datetime.max, datetime(9999, 12, 31)]),
         st.datetimes(max_value=datetime(1, 1, 3)),
         st.datetimes(min_value=datetime(9999, 12, 29)),
-        st.sampled_from([datetime.min, datetime.max]),
     ),
     offsets,
-)
+) | st.sampled_from(["0001-01-01", "9999-12-31", "9999-12-31T23:59:59.999999"])
 
 ENDPOINTS = ("cost", "by_key", "by_user", "by_team", "activity")
 PARAMS = ("window", "from", "to", "group_by", "gateway_key", "user", "team", "workspace",

@@ -193,6 +193,10 @@ def test_a_model_with_control_characters_gets_400_naming_model(session):
 # ---- the analytics API -------------------------------------------------------------------
 
 
+PAGES = ("/dashboard/", "/dashboard/?tab=activity", "/dashboard/export/models.csv",
+         "/dashboard/export/activity.csv")  # fmt: skip
+
+
 @pytest.fixture
 def analytics(client, settings, db):
     settings.METIS_LOCAL_MODE = True  # set once: each assignment stacks a settings override
@@ -221,8 +225,7 @@ def test_analytics_parameters_never_get_a_500(analytics, endpoint, params, heade
 
 @FUZZ
 @given(
-    page=st.sampled_from(["/dashboard/", "/dashboard/export/models.csv",
-                          "/dashboard/export/activity.csv", "/dashboard/export/keys.csv"]),
+    page=st.sampled_from([*PAGES, "/dashboard/export/keys.csv"]),
     tab=st.sampled_from(["cost", "activity", "identity"]),
     params=st.dictionaries(st.sampled_from(["window", "from", "to", "page", "team", "user"]),
                            param_values | edge_moments, max_size=3),
@@ -230,6 +233,18 @@ def test_analytics_parameters_never_get_a_500(analytics, endpoint, params, heade
 def test_dashboard_parameters_never_get_a_500(analytics, page, tab, params):
     response = analytics.get(page, {"tab": tab, **params})
     assert response.status_code in (200, 400), response.content
+
+
+@FUZZ
+@given(
+    url=st.sampled_from([*(f"/analytics/{e}" for e in ENDPOINTS), *PAGES]),
+    start=st.none() | edge_moments,
+    end=st.none() | edge_moments | param_values,
+)
+def test_windows_at_the_ends_of_time_never_get_a_500(analytics, url, start, end):
+    params = {name: value for name, value in (("from", start), ("to", end)) if value}
+    response = analytics.get(url, params)
+    assert response.status_code in (200, 400, 422), response.content
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
