@@ -111,6 +111,9 @@ def check_access(peer: str, headers: Mapping[str, str]) -> None:
 
 def is_loopback(peer: str) -> bool:
     try:
-        return ipaddress.ip_address(peer).is_loopback
+        address = ipaddress.ip_address(peer)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
+    return address.is_loopback
