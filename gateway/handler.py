@@ -6,8 +6,9 @@ runs, so a 300 MB upload without a token was received in full before its 401. He
 endpoints that take a body (`api.BODY_ENDPOINTS`) authenticate from the headers alone,
 then read the body under the shape's size limit and the client body timeout
 (gateway/intake.py). A refusal before the body is read is answered at once, in the
-caller's shape, and closes the connection so the rest is never read. Every other request
-is served without reading its body at all: none of them uses one.
+caller's shape, and closes the connection so the rest is never read. Other POST, PUT and
+PATCH requests are read under the same limits (a new endpoint works before it is listed
+there); a GET's body is never read.
 
 Django wraps every ASGI request in asgiref's ThreadSensitiveContext and closes
 each response with `sync_to_async(response.close)`: a new thread per request,
@@ -54,11 +55,11 @@ class GatewayASGIHandler(ASGIHandler):
     async def handle(self, scope, receive, send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         shape = shape_for(scope["path"], headers)
-        takes_body = scope["method"] == "POST" and scope["path"] in BODY_ENDPOINTS
         caller, unread = None, intake.has_body(scope["headers"])
         try:
-            if takes_body:
+            if scope["method"] == "POST" and scope["path"] in BODY_ENDPOINTS:
                 caller = await auth.authenticate(headers)
+            if scope["method"] in ("POST", "PUT", "PATCH"):
                 limit = intake.gateway_limit(shape.value)
                 seconds = settings.METIS_CLIENT_BODY_TIMEOUT
                 body_file = await intake.read_body(receive, scope["headers"], limit=limit,
