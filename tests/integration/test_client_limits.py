@@ -103,7 +103,8 @@ def test_a_big_body_without_a_token_gets_401_before_the_server_reads_it(gateway,
 
 def test_a_chunked_body_without_a_token_gets_401_before_the_server_reads_it(gateway):
     head = request_head("/v1/messages", {"Transfer-Encoding": "chunked"})
-    sent, (status, _, body) = upload(gateway, head + b"10000\r\n", 300_000_000)
+    # One chunk of 256 MiB declared, its bytes sent until the server answers.
+    sent, (status, _, body) = upload(gateway, head + b"10000000\r\n", 0x10000000)
     assert status == 401
     assert sent < 32_000_000
     error_of("/v1/messages", body)
@@ -123,7 +124,7 @@ def test_a_declared_length_over_the_limit_gets_413_without_reading(gateway, toke
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/chat/completions"])
 def test_a_chunked_body_over_the_limit_gets_413_once_it_crosses_it(gateway, token, path):
     head = request_head(path, {"x-api-key": token, "Transfer-Encoding": "chunked"})
-    # One chunk declared far larger than the limit, its bytes sent until the server answers.
+    # One chunk of 256 MiB declared, far past the limit.
     sent, (status, _, body) = upload(gateway, head + b"10000000\r\n", 0x10000000)
     assert status == 413, body
     error_of(path, body)
