@@ -93,12 +93,12 @@ def main() -> None:
     env.pop("DATABASE_URL", None)
     cli = [sys.executable, "-m", "metis_site.cli"]
     quiet = {"env": env, "cwd": args.root, "stdout": subprocess.DEVNULL}
-    mock = subprocess.Popen([*cli, "mock-provider", "--port", str(mock_port),
-                             "--token-delay", "0"], **quiet)  # fmt: skip
     issued = subprocess.run([*cli, "gateway", "issue-key", "--name", "bench", "--workspace",
                              "/srv/bench"], env=env, cwd=args.root, capture_output=True,
                             text=True, check=True)  # fmt: skip
     token = next(line.split()[1] for line in issued.stdout.splitlines() if line.startswith("token"))
+    mock = subprocess.Popen([*cli, "mock-provider", "--port", str(mock_port),
+                             "--token-delay", "0"], **quiet)  # fmt: skip
     gateway = subprocess.Popen([*cli, "gateway", "--port", str(gateway_port)], **quiet)
     try:
         wait_for(f"{mock_url}/_mock/requests")
