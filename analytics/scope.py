@@ -31,6 +31,8 @@ CALENDAR = {
 }
 WINDOWS = (*ROLLING, *CALENDAR)
 DEFAULT_WINDOW = "24h"
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)  # `from` and `to` are clamped to these
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 GROUP_BY = ("model", "key", "user", "label", "team", "workspace", "provider", "day", "hour")
 FILTERS = ("gateway_key", "user", "label", "team", "workspace")
 
@@ -152,4 +154,13 @@ def _parse_moment(param: str, text: str) -> datetime:
         value = None
     if value is None:
         raise ScopeError(param, f"{text!r} is not an ISO 8601 date or datetime")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
+        raise ScopeError(param, f"{text!r} is out of range once converted to UTC") from None
+    # Windows are cut at whole UTC hours and days, and shown in METIS_TIME_ZONE: a day's
+    # room at either end keeps that arithmetic inside datetime's years 1 to 9999.
+    if utc < EARLIEST:
+        return EARLIEST
+    return LATEST if utc > LATEST else value

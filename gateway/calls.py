@@ -16,7 +16,7 @@ import orjson
 
 from analytics import pricing
 from analytics.usage import Usage
-from gateway import metrics, quota
+from gateway import metrics, quota, routing
 from gateway.auth import Caller
 from gateway.errors import Shape
 from gateway.events import make_event, writer
@@ -148,10 +148,12 @@ def events_of(call: Call) -> list:
 
 
 def observe(call: Call) -> None:
-    provider, model, usage = call.route.upstream.name, call.route.model, call.usage
-    metrics.requests.labels(call.inbound_shape.value, provider, model, str(call.status)).inc()
+    provider, usage = call.route.upstream.name, call.usage
+    model = metrics.model_label(call.route.model, routing.configured_models())
+    status = metrics.status_label(call.status)
+    metrics.requests.labels(call.inbound_shape.value, provider, model, status).inc()
     if call.error_class:
-        metrics.errors.labels(call.error_class).inc()
+        metrics.errors.labels(metrics.error_label(call.error_class)).inc()
     metrics.overhead.labels(call.inbound_shape.value).observe(call.overhead_ms / 1000)
     if call.upstream_started:
         upstream_s = (call.finished or time.perf_counter()) - call.upstream_started

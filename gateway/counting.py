@@ -26,7 +26,7 @@ from gateway.providers.base import token_count
 async def count_tokens(request: HttpRequest) -> HttpResponse:
     started = time.perf_counter()
     request.metis_shape = Shape.ANTHROPIC
-    caller = await auth.authenticate(request.headers)
+    caller = getattr(request, "metis_caller", None) or await auth.authenticate(request.headers)
     body = proxy.parse_body(request, Shape.ANTHROPIC, needs_max_tokens=False)
     route = await routing.route(body, caller, Shape.ANTHROPIC)
     if route.upstream.shape is not Shape.ANTHROPIC:  # OpenAI has no counterpart
@@ -36,7 +36,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     body["model"] = route.model
     upstream_request = route.upstream.adapter.build_request(
         path=request.get_full_path(),
-        body=orjson.dumps(body) if changed else request.body,
+        body=proxy.encode(body) if changed else request.body,
         client_headers=request.headers,
         api_key=caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,

@@ -34,11 +34,14 @@ async def forward_translated(
 ) -> HttpResponse:
     """Serve `call` from an upstream of the other shape; `body` is the caller's parsed body."""
     route, shape = call.route, call.inbound_shape
-    translated = translate_body(body, shape)
+    try:
+        translated = translate_body(body, shape)
+    except orjson.JSONEncodeError as exc:  # a tool call's input, nested too deeply
+        raise proxy.cannot_encode(exc) from None
     translated["model"] = route.model
     upstream_request = route.upstream.adapter.build_request(
         path=PATHS[route.upstream.shape],
-        body=orjson.dumps(translated),
+        body=proxy.encode(translated),
         client_headers=request.headers,
         api_key=call.caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,

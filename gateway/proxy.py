@@ -21,12 +21,11 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
 
 from analytics.usage import Usage
-from gateway import auth, calls, crossing, estimates, metrics, quota, routing, upstream
+from gateway import auth, calls, crossing, estimates, intake, metrics, quota, routing, upstream
 from gateway.calls import Call
 from gateway.errors import GatewayError, Shape, bad_request
 from gateway.events import new_id
@@ -41,7 +40,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
     started = time.perf_counter()
     request.metis_shape = shape  # for the exception handler in api.py
-    caller = await auth.authenticate(request.headers)
+    caller = getattr(request, "metis_caller", None) or await auth.authenticate(request.headers)
     body = parse_body(request, shape, needs_max_tokens=shape is Shape.ANTHROPIC)
     route = await routing.route(body, caller, shape)
     call = Call(f"metis_{new_id()}", caller, route, shape, body.get("stream") is True, started)
@@ -50,7 +49,7 @@ async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
     changed, strip_usage_chunk = prepare_body(body, call)
     upstream_request = route.upstream.adapter.build_request(
         path=request.get_full_path(),
-        body=orjson.dumps(body) if changed else request.body,
+        body=encode(body) if changed else request.body,
         client_headers=request.headers,
         api_key=caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,
@@ -90,8 +89,8 @@ def parse_body(request: HttpRequest, shape: Shape, *, needs_max_tokens: bool) ->
         raw = b""
     except Exception as exc:  # Django's RequestDataTooBig
         raise GatewayError(413, f"Request body too large: {exc}") from None
-    if len(raw) > settings.METIS_MAX_BODY_BYTES:
-        raise GatewayError(413, f"Request body over {settings.METIS_MAX_BODY_BYTES} bytes.")
+    if len(raw) > (limit := intake.gateway_limit(shape.value)):
+        raise GatewayError(413, intake.too_large(len(raw), limit).message)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -108,6 +107,20 @@ def parse_body(request: HttpRequest, shape: Shape, *, needs_max_tokens: bool) ->
     if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
         raise bad_request("max_tokens must be a positive integer", param="max_tokens")
     return body
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """The body as JSON for upstream: a 400 for what orjson will not write back. It reads
+    JSON nested up to 1,024 levels but writes only 254, and no real call comes near that."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise cannot_encode(exc) from None
+
+
+def cannot_encode(exc: orjson.JSONEncodeError) -> GatewayError:
+    return bad_request(f"Request body cannot be forwarded: {exc} (JSON nested too deeply; "
+                       "at most 254 levels)")  # fmt: skip
 
 
 def prepare_body(body: dict[str, Any], call: Call) -> tuple[bool, bool]:
@@ -159,6 +172,12 @@ async def respond(
 ) -> HttpResponse:
     try:
         content = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        status = 504 if isinstance(exc, TimeoutError) else 502
+        error = GatewayError(status, f"The provider's answer broke off: {exc!r}",
+                             error_class="UPSTREAM_ERROR")  # fmt: skip
+        fail(call, error)  # recorded once, as the client's answer
+        raise error from None
     except BaseException as exc:
         fail(call, exc)
         raise

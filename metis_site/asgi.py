@@ -15,7 +15,6 @@ import os
 
 import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 
 from analytics import local_mode
 
@@ -29,7 +28,10 @@ if os.environ.get("METIS_ROLE") == "gateway":
     django_application = GatewayASGIHandler()
     CHECKS_LOCAL_MODE = False
 else:
-    django_application = get_asgi_application()
+    django.setup(set_prefix=False)
+    from metis_site.server import ServeASGIHandler
+
+    django_application = ServeASGIHandler()  # Django's, reading bodies under limits
     # Every connection to `metis serve` is judged here, where the socket is known.
     CHECKS_LOCAL_MODE = True
 

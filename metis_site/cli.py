@@ -185,6 +185,8 @@ def run_uvicorn(host: str, port: int) -> None:
 
     import uvicorn
 
+    from metis_site.server import HttpProtocol
+
     # uvicorn drains on SIGTERM, then re-raises it so the process dies by the signal
     # (exit status -15 / 143). A clean, drained shutdown exits 0 instead, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -196,6 +198,7 @@ def run_uvicorn(host: str, port: int) -> None:
         access_log=False,
         log_level=os.environ.get("METIS_LOG_LEVEL", "info").lower(),
         timeout_graceful_shutdown=30,
+        http=HttpProtocol,  # closes connections whose headers trickle in (slowloris)
     )
 
 

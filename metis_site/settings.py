@@ -304,6 +304,17 @@ METIS_REDIS_BREAKER_SECONDS = envfloat("METIS_REDIS_BREAKER_SECONDS", 10.0)
 METIS_QUOTA_HOLD_SECONDS = envint("METIS_QUOTA_HOLD_SECONDS", 1200)
 # The output allowance reserved against a budget when a request sets no max tokens.
 METIS_QUOTA_DEFAULT_MAX_TOKENS = envint("METIS_QUOTA_DEFAULT_MAX_TOKENS", 8192)
-METIS_MAX_BODY_BYTES = envint("METIS_MAX_BODY_BYTES", 32 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = METIS_MAX_BODY_BYTES
+# The largest request body the gateway reads; 0 (the default): each shape's provider limit,
+# Anthropic 32 MiB, OpenAI 64 MiB (gateway/intake.py). `metis serve` takes at most 32 MiB.
+METIS_MAX_BODY_BYTES = envint("METIS_MAX_BODY_BYTES", 0)
+# The gateway's handler enforces its own limits, before it reads a body.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None if METIS_ROLE == "gateway" else 32 * 1024 * 1024
+# Slow clients (slowloris): the request line and headers must arrive within the first, the
+# body within the second, or the connection is closed (metis_site/server.py).
+METIS_CLIENT_HEADER_TIMEOUT = envfloat("METIS_CLIENT_HEADER_TIMEOUT", 10.0)
+METIS_CLIENT_BODY_TIMEOUT = envfloat("METIS_CLIENT_BODY_TIMEOUT", 60.0)
+# GET /metrics: with a token, for `Authorization: Bearer TOKEN` only; without, for loopback
+# peers only, unless METIS_METRICS_OPEN is set.
+METIS_METRICS_TOKEN = os.environ.get("METIS_METRICS_TOKEN", "")
+METIS_METRICS_OPEN = envbool("METIS_METRICS_OPEN", False)
 METIS_EVENT_SHUTDOWN_SECONDS = envfloat("METIS_EVENT_SHUTDOWN_SECONDS", 30.0)

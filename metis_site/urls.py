@@ -24,3 +24,8 @@ urlpatterns = [
     path("", api.urls),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
+
+handler400 = "metis_site.errors.bad_request"
+handler403 = "metis_site.errors.permission_denied"
+handler404 = "metis_site.errors.page_not_found"
+handler500 = "metis_site.errors.server_error"
