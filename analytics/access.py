@@ -1,7 +1,8 @@
 """Who is asking: the one place a request becomes a `Viewer` (API and dashboard alike).
 
 - Local mode (`metis serve` on loopback, `METIS_REQUIRE_LOGIN` unset; the CLI sets
-  `METIS_LOCAL_MODE`): no login, the viewer sees everything.
+  `METIS_LOCAL_MODE`): no login, the viewer sees everything, but only on a connection
+  that `analytics.local_mode` judged to be the developer's own (never through a proxy).
 - `Authorization: Bearer gw_…`: a live gateway key sees that key's calls only.
 - A Django session login: staff see everything; anyone else sees their own keys and
   calls plus the teams they are budget owner of.
@@ -30,9 +31,19 @@ def viewer_for(request: HttpRequest) -> Viewer | None:
         if user.is_staff or user.is_superuser:
             return ALL
         return viewer_for_user(user.username, user.pk)
-    if settings.METIS_LOCAL_MODE:
+    if settings.METIS_LOCAL_MODE and local_connection(request):
         return ALL
     return None
+
+
+def local_connection(request: HttpRequest) -> bool:
+    """`metis serve`'s ASGI entry point judged this connection (metis_site/asgi.py); any
+    other ASGI request is refused. A WSGI request (Django's test client) has no socket to
+    judge and only the setting, which only `metis serve` ever turns on."""
+    scope = getattr(request, "scope", None)
+    if scope is None:
+        return True
+    return scope.get("metis.local", False)
 
 
 def bearer_token(request: HttpRequest) -> str | None:

@@ -37,7 +37,7 @@ DAY = timedelta(days=1)
 _COLUMN = {
     "model": "model",
     "key": "gateway_key_id",
-    "user": "user",
+    "label": "user",  # the x-metis-user label, else the key's owner (the column's name)
     "team": "team",
     "workspace": "workspace",
     "provider": "provider",

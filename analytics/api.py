@@ -71,7 +71,7 @@ def unsupported_version(request: HttpRequest, exc: versioning.UnsupportedVersion
 
 @api.exception_handler(NotAuthenticated)
 def not_authenticated(request: HttpRequest, exc: NotAuthenticated) -> HttpResponse:
-    detail = "Log in (/admin/login/) or send a gateway token as Authorization: Bearer gw_…"
+    detail = "Sign in (/login/) or send a gateway token as Authorization: Bearer gw_…"
     response = api.create_response(request, {"detail": detail}, status=401)
     response["WWW-Authenticate"] = 'Bearer realm="metis"'
     return _version_headers(request, response)
@@ -110,10 +110,16 @@ def _window(scope: Scope) -> dict[str, datetime]:
 
 # The query parameters, for validation of their types and the OpenAPI docs; the values
 # are read by `parse_scope` so the API and the dashboard parse them alike.
-Window = Query(None, description="1h, 24h (default), 7d or 30d; or give from/to")
+Window = Query(
+    None,
+    description="1h, 24h (default), 7d, 30d, today, this_week, this_month or last_month "
+    "(calendar windows in METIS_TIME_ZONE, as quota periods); or give from/to",
+)
 From = Query(None, alias="from", description="ISO 8601 date or datetime (UTC if naive)")
 To = Query(None, description="ISO 8601 date or datetime; default now")
 Filter = Query(None, description="exact match")
+UserFilter = Query(None, description="an account: the calls of the keys this user owns")
+LabelFilter = Query(None, description="the x-metis-user label the calls carried")
 
 
 @api.get("/health", tags=["meta"])
@@ -133,7 +139,8 @@ def cost(
     to: str | None = To,
     group_by: str | None = Query(None, description=", ".join(GROUP_BY)),
     gateway_key: str | None = Filter,
-    user: str | None = Filter,
+    user: str | None = UserFilter,
+    label: str | None = LabelFilter,
     team: str | None = Filter,
     workspace: str | None = Filter,
 ) -> dict:
@@ -148,9 +155,10 @@ def by_key(
     request: HttpRequest, response: HttpResponse, window: str | None = Window,
     from_: str | None = From, to: str | None = To,
 ) -> dict:  # fmt: skip
-    """Spend per gateway key, with its inbound-shape counts and last call."""
+    """Spend per gateway key, with its inbound-shape counts, last call, the x-metis-user
+    labels its calls carried, and its own quota status."""
     return _answer(
-        request, response, lambda v, s: {"window": _window(s), "keys": queries.by_key(v, s)}
+        request, response, lambda v, s: {"window": _window(s), "keys": budgets.by_key(v, s)}
     )
 
 
@@ -159,7 +167,8 @@ def by_user(
     request: HttpRequest, response: HttpResponse, window: str | None = Window,
     from_: str | None = From, to: str | None = To,
 ) -> dict:  # fmt: skip
-    """Spend per user label (`x-metis-user`, else the key's owner; null = untagged)."""
+    """Spend per account: the calls of the keys each user owns, whatever x-metis-user label
+    they carried, as the user's quota counts them (null = keys with no owner)."""
     return _answer(
         request, response, lambda v, s: {"window": _window(s), "users": budgets.by_user(v, s)}
     )
@@ -184,7 +193,8 @@ def activity(
     from_: str | None = From,
     to: str | None = To,
     gateway_key: str | None = Filter,
-    user: str | None = Filter,
+    user: str | None = UserFilter,
+    label: str | None = LabelFilter,
     team: str | None = Filter,
     workspace: str | None = Filter,
     page: int = 1,

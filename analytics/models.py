@@ -97,6 +97,9 @@ class Call(models.Model):
             models.Index(fields=["gateway_key_id", "timestamp"], name="call_key_ts"),
             models.Index(fields=["team", "timestamp"], name="call_team_ts"),
             models.Index(fields=["user", "timestamp"], name="call_user_ts"),
+            # Hard-cap refusals for the dashboard's budget events, without a scan of
+            # every call in the month (the error classes are few, refusals rare).
+            models.Index(fields=["error_class", "timestamp"], name="call_error_ts"),
         ]
 
     def __str__(self) -> str:

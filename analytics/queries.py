@@ -9,7 +9,7 @@ a window is cut and summed across them is `analytics.aggregate`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +33,8 @@ def totals(viewer: Viewer, scope: Scope) -> dict:
 def cost(viewer: Viewer, scope: Scope, group_by: str | None) -> dict:
     """Totals and, with `group_by`, one row per group (`key` = the group's value):
     sorted by cost (highest first), or by time for day and hour (hour: windows of up to
-    7 days). Percentiles per day or hour always come from the histogram."""
+    7 days). Percentiles per day or hour always come from the histogram. `user` groups
+    by account (the key's owner, as quotas count), `label` by x-metis-user label."""
     if group_by is not None and group_by not in GROUP_BY:
         raise ScopeError(
             "group_by", f"unknown group_by {group_by!r}; use one of {', '.join(GROUP_BY)}"
@@ -51,7 +52,14 @@ def cost(viewer: Viewer, scope: Scope, group_by: str | None) -> dict:
         result["totals"] = totals(viewer, scope)
     if group_by is None:
         return result
-    groups, exact = aggregate(viewer, scope, (group_by,), latency=True)
+    if group_by == "user":
+        by_key, exact = aggregate(viewer, scope, ("gateway_key_id",), latency=True)
+        owners = key_owners(k for (k,) in by_key)
+        groups: dict[tuple, Agg] = {}
+        for (key_id,), agg in by_key.items():
+            groups.setdefault((owners.get(key_id, {}).get("user"),), Agg()).merge(agg)
+    else:
+        groups, exact = aggregate(viewer, scope, (group_by,), latency=True)
     if result["totals"] is None:  # the groups partition the window: their merge is the total
         whole = Agg()
         for agg in groups.values():
@@ -66,69 +74,100 @@ def cost(viewer: Viewer, scope: Scope, group_by: str | None) -> dict:
     return result
 
 
-def by_key(viewer: Viewer, scope: Scope) -> list[dict]:
-    """One row per gateway key: name, owner, team, cost, calls, last call, inbound shapes."""
+def key_owners(key_ids: Iterable[str | None]) -> dict[str, dict]:
+    """{key id: {"name", "user" (the owner's username), "team"}} for the keys that exist."""
     from identity.models import GatewayKey
 
-    groups, _ = aggregate(viewer, scope, ("gateway_key_id", "inbound_shape", "team"))
+    rows = GatewayKey.objects.filter(pk__in=[k for k in key_ids if k]).values_list(
+        "id", "name", "user__username", "team__name"
+    )
+    return {key_id: {"name": n, "user": u, "team": t} for key_id, n, u, t in rows}
+
+
+def _sums(agg: Agg) -> dict:
+    return {
+        "cost_usd": money(agg.sums["cost_usd"]),
+        "calls": agg.sums["calls"],
+        "unpriced_calls": agg.sums["unpriced_calls"],
+    }
+
+
+def _add(row: dict, agg: Agg) -> None:
+    row["cost_usd"] += money(agg.sums["cost_usd"])
+    row["calls"] += agg.sums["calls"]
+    row["unpriced_calls"] += agg.sums["unpriced_calls"]
+
+
+def by_key(viewer: Viewer, scope: Scope) -> list[dict]:
+    """One row per gateway key: name, owner, team, cost, calls, unpriced calls, last call,
+    inbound shapes, and the x-metis-user labels its calls carried (other than its owner's
+    name), each with its calls: a label describes what called inside the key's scope."""
+    groups, _ = aggregate(viewer, scope, ("gateway_key_id", "inbound_shape", "team", "label"))
     keys: dict[str | None, dict] = {}
-    for (key_id, shape, team), agg in groups.items():
+    for (key_id, shape, team, label), agg in groups.items():
         row = keys.setdefault(
             key_id,
             {"gateway_key_id": key_id, "name": None, "user": None, "team": team,
-             "cost_usd": money(0), "calls": 0, "last_call_at": None,
-             "inbound_shapes": {}, "quota": None},
+             "cost_usd": money(0), "calls": 0, "unpriced_calls": 0, "last_call_at": None,
+             "inbound_shapes": {}, "labels": {}, "quota": None},
         )  # fmt: skip
-        row["cost_usd"] += money(agg.sums["cost_usd"])
-        row["calls"] += agg.sums["calls"]
+        _add(row, agg)
+        calls = agg.sums["calls"]
         if shape is not None:
-            row["inbound_shapes"][shape] = row["inbound_shapes"].get(shape, 0) + agg.sums["calls"]
+            row["inbound_shapes"][shape] = row["inbound_shapes"].get(shape, 0) + calls
+        if label is not None:
+            row["labels"][label] = row["labels"].get(label, 0) + calls
         last = agg.last_call_at
         if last is not None and last.tzinfo is None:
             last = last.replace(tzinfo=UTC)
         if last is not None and (row["last_call_at"] is None or last > row["last_call_at"]):
             row["last_call_at"] = last
-    known = GatewayKey.objects.filter(pk__in=[k for k in keys if k]).values_list(
-        "id", "name", "user__username", "team__name"
-    )
-    for key_id, name, owner, team in known:
-        keys[key_id].update(name=name, user=owner, team=team)
+    for key_id, known in key_owners(keys).items():
+        keys[key_id].update(known)
     rows = list(keys.values())
     for row in rows:
         row["inbound_shapes"] = dict(sorted(row["inbound_shapes"].items(), key=lambda kv: -kv[1]))
+        row["labels"].pop(row["user"], None)  # no label: the gateway records the owner
+        row["labels"] = dict(sorted(row["labels"].items(), key=lambda kv: (-kv[1], kv[0])))
     rows.sort(key=lambda r: (-r["cost_usd"], -r["calls"], str(r["gateway_key_id"])))
     return rows
 
 
 def by_user(viewer: Viewer, scope: Scope) -> list[dict]:
-    """One row per user label (None = untagged): cost, calls, quota."""
-    groups, _ = aggregate(viewer, scope, ("user",))
-    rows = [
-        {"user": user, "cost_usd": money(agg.sums["cost_usd"]), "calls": agg.sums["calls"],
-         "quota": None}
-        for (user,), agg in groups.items()
-    ]  # fmt: skip
-    return _by_cost(rows, "user")
+    """One row per account (None = keys with no owner): the calls of the keys they own,
+    whatever label those calls carried, as their quota counts them."""
+    groups, _ = aggregate(viewer, scope, ("gateway_key_id",))
+    owners = key_owners(k for (k,) in groups)
+    users: dict[str | None, dict] = {}
+    for (key_id,), agg in groups.items():
+        user = owners.get(key_id, {}).get("user")
+        row = users.setdefault(
+            user, {"user": user, "cost_usd": money(0), "calls": 0, "unpriced_calls": 0,
+                   "quota": None},
+        )  # fmt: skip
+        _add(row, agg)
+    return _by_cost(list(users.values()), "user")
 
 
 def by_team(viewer: Viewer, scope: Scope) -> list[dict]:
-    """One row per team (None = untagged) with its users inline (`by_user`)."""
-    groups, _ = aggregate(viewer, scope, ("team", "user"))
+    """One row per team (None = no team) with its members inline (`by_user`: accounts,
+    counted as `by_user` counts them)."""
+    groups, _ = aggregate(viewer, scope, ("team", "gateway_key_id"))
+    owners = key_owners(k for (_, k) in groups)
     teams: dict[str | None, dict] = {}
-    for (team, user), agg in groups.items():
+    for (team, key_id), agg in groups.items():
         row = teams.setdefault(
             team,
-            {"team": team, "cost_usd": money(0), "calls": 0, "users": 0, "quota": None,
-             "by_user": []},
+            {"team": team, "cost_usd": money(0), "calls": 0, "unpriced_calls": 0, "users": 0,
+             "quota": None, "by_user": {}},
         )  # fmt: skip
-        row["cost_usd"] += money(agg.sums["cost_usd"])
-        row["calls"] += agg.sums["calls"]
-        row["by_user"].append(
-            {"user": user, "cost_usd": money(agg.sums["cost_usd"]), "calls": agg.sums["calls"]}
-        )
+        _add(row, agg)
+        user = owners.get(key_id, {}).get("user")
+        member = row["by_user"].setdefault(user, {"user": user, **_sums(Agg())})
+        _add(member, agg)
     for row in teams.values():
-        row["users"] = sum(1 for u in row["by_user"] if u["user"] is not None)
-        row["by_user"] = _by_cost(row["by_user"], "user")
+        row["users"] = sum(1 for u in row["by_user"] if u is not None)
+        row["by_user"] = _by_cost(list(row["by_user"].values()), "user")
     return _by_cost(list(teams.values()), "team")
 
 
@@ -174,9 +213,47 @@ def activity(viewer: Viewer, scope: Scope, *, page: int, page_size: int) -> dict
         .values(*ACTIVITY_FIELDS)[offset : offset + page_size + 1]
     )
     more = len(rows) > page_size
-    calls = []
-    for row in rows[:page_size]:
+    calls = rows[:page_size]
+    owners = key_owners(row["gateway_key_id"] for row in calls)
+    for row in calls:
         for name in ("gateway_key_id", "key_name", "user", "team", "workspace", "error_class"):
             row[name] = row[name] or None
-        calls.append(row)
+        # `user` is the account (the key's owner); `label` what the call said it was.
+        owner = owners.get(row["gateway_key_id"], {}).get("user")
+        label = row.pop("user")
+        row["user"], row["label"] = owner, (label if label != owner else None)
     return {"calls": calls, "page": page, "next_page": page + 1 if more else None}
+
+
+def series(
+    viewer: Viewer, scope: Scope, bucket: str, step: timedelta
+) -> list[tuple[datetime, Decimal, int, int]]:
+    """(bucket start, cost, calls, unpriced calls) over time, oldest first: per day (in
+    METIS_TIME_ZONE) or hour from the rollups, per `step` minutes from the calls (short
+    windows only: every call in the window is read)."""
+    if bucket in ("day", "hour"):
+        groups, _ = aggregate(viewer, scope, (bucket,))  # no latency: the chart has none
+        return sorted(
+            (moment(t), money(agg.sums["cost_usd"]), agg.sums["calls"],
+             agg.sums["unpriced_calls"])
+            for (t,), agg in groups.items()
+        )  # fmt: skip
+    rows = Call.objects.filter(
+        viewer.q(), scope.q(), timestamp__gte=scope.start, timestamp__lt=scope.end
+    ).values_list("timestamp", "cost_usd")
+    seconds = step.total_seconds()
+    buckets: dict[datetime, list] = {}
+    for at, cost_usd in rows.iterator():
+        at = moment(at)
+        start = datetime.fromtimestamp(at.timestamp() // seconds * seconds, tz=UTC)
+        entry = buckets.setdefault(start, [Decimal(0), 0, 0])
+        entry[0] += cost_usd or 0
+        entry[1] += 1
+        entry[2] += cost_usd is None
+    return [(t, money(c), n, u) for t, (c, n, u) in sorted(buckets.items())]
+
+
+def moment(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -25,4 +25,4 @@ class Usage:
     cache_write_tokens: int = 0  # all cache writes (5m + 1h)
     cache_write_1h_tokens: int = 0  # the subset of cache_write_tokens written with the 1-hour TTL
     reasoning_tokens: int = 0
-    estimated: bool = False  # output was estimated from text (no usage arrived)
+    estimated: bool = False  # some count was estimated: the provider never reported it

@@ -6,36 +6,46 @@ this module only picks the queries for a tab and hands their rows to the templat
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
-from analytics import access, budgets, charts, queries
+from analytics import access, budget_events, budgets, charts, queries
 from analytics.scope import Scope, ScopeError, Viewer, parse_scope
 
 TABS = {"cost": "Cost", "activity": "Activity", "identity": "Spend by identity"}
-WINDOWS = ("1h", "24h", "7d", "30d")
+WINDOWS = {
+    "1h": "1h", "24h": "24h", "7d": "7d", "30d": "30d", "today": "Today",
+    "this_week": "This week", "this_month": "This month", "last_month": "Last month",
+}  # fmt: skip
 VIEWS = {"all": "All", "team": "Per-team", "user": "Per-user", "key": "Per-key"}
-FILTERS = ("team", "user", "gateway_key", "workspace")
+SORTS = {"cost": "Spend", "calls": "Calls", "name": "Name", "budget": "Budget used"}
+FILTERS = ("team", "user", "gateway_key", "label", "workspace")
 # The partials a swap may ask for by its target id (django-template-partials names).
 PARTIALS = ("dashboard-panel", "identity-tables")
 PAGE_SIZE = 50
 
 
-def scope_of(request: HttpRequest, *, filtered: bool = True) -> Scope:
-    """The window (24h unless given) and, for Cost and Activity, the identity filters.
-    Only the scope's own parameters reach `parse_scope`: tab, view and page are ours."""
+def default_window(viewer: Viewer) -> str:
+    """A budget owner opens on this month, the period most budgets count; everyone
+    else on the last 24 hours, what a developer checks after a day's work."""
+    return "this_month" if viewer.kind == "user" and viewer.team_names else "24h"
+
+
+def scope_of(request: HttpRequest, *, filtered: bool = True, default: str = "24h") -> Scope:
+    """The window (`default` unless given) and, for Cost and Activity, the identity
+    filters. Only the scope's own parameters reach `parse_scope`: tab, view and page are
+    ours."""
     names = ("window", "from", "to", *(FILTERS if filtered else ()))
     params = {n: request.GET[n] for n in names if request.GET.get(n)}
     if "from" not in params and "window" not in params:
-        params["window"] = "24h"
+        params["window"] = default
     return parse_scope(params, timezone.now())
 
 
@@ -43,20 +53,25 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     viewer = access.viewer_for(request)
     if viewer is None:
         if request.htmx:  # a swap would paste the login page into the panel
-            return HttpResponseClientRedirect(f"/admin/login/?next={request.path}")
+            back = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(redirect_to_login(back)["Location"])
         return redirect_to_login(request.get_full_path())
     tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "cost"
+    default = default_window(viewer)
     try:
-        scope = scope_of(request, filtered=tab != "identity")
+        scope = scope_of(request, filtered=tab != "identity", default=default)
     except ScopeError as exc:
         return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
+    window = request.GET.get("window") or ("" if request.GET.get("from") else default)
     context: dict[str, Any] = {
         "tabs": TABS,
         "tab": tab,
         "windows": WINDOWS,
-        "window": request.GET.get("window") or ("" if request.GET.get("from") else "24h"),
+        "window": window,
+        "window_label": WINDOWS.get(window, "custom range").lower(),
         "chips": chips_of(request),
         "scope": scope,
+        "viewer": viewer,
     }
     context.update(TAB_CONTEXT[tab](request, viewer, scope))
     template = "analytics/dashboard.html"
@@ -74,6 +89,9 @@ def chips_of(request: HttpRequest) -> list[dict]:
             del rest[name]
             rest.pop("page", None)
             label = "key" if name == "gateway_key" else name
+            if name == "gateway_key":  # people know their keys by name, not by id
+                known = queries.key_owners([value]).get(value)
+                value = known["name"] if known else value
             chips.append(
                 {"name": name, "label": label, "value": value, "clear": f"?{rest.urlencode()}"}
             )
@@ -81,14 +99,47 @@ def chips_of(request: HttpRequest) -> list[dict]:
 
 
 def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
+    now = timezone.now()
     by_model = queries.cost(viewer, scope, "model")
+    strip = budgets.strip(viewer, scope, now)
     bucket = charts.bucket_for(scope.start, scope.end)
-    timeline = queries.cost(viewer, scope, bucket)["groups"]
+    points = [
+        charts.Point(t, cost, calls, unpriced)
+        for t, cost, calls, unpriced in queries.series(viewer, scope, bucket.name, bucket.step)
+    ]
+    chart_quota = quota_for_chart(viewer, scope, strip)
     return {
         "totals": by_model["totals"],
         "models": by_model["groups"],
-        "chart": charts.cost_chart(timeline, scope.start, scope.end, bucket),
+        "strip": strip,
+        "budget_events": budget_events.recent(viewer, now),
+        "chart": charts.cost_chart(points, scope.start, scope.end, bucket, chart_quota),
     }
+
+
+def quota_for_chart(viewer: Viewer, scope: Scope, strip: list[dict]) -> dict | None:
+    """The quota whose pace the chart can honestly draw: one that counts exactly the
+    calls charted (the filtered team, user or key's; or the only budget in view)."""
+    wanted = None
+    if scope.label or scope.workspace:
+        return None
+    filters = [(n, v) for n, v in (("team", scope.team), ("user", scope.user)) if v]
+    if scope.gateway_key:
+        filters.append(("key", scope.gateway_key))
+    if len(filters) == 1:
+        wanted = filters[0]
+    elif not filters and viewer.kind == "user" and len(viewer.team_names) == 1:
+        wanted = ("team", next(iter(viewer.team_names)))
+    elif not filters and viewer.kind == "key":
+        wanted = ("key", viewer.gateway_key_id)
+    elif not filters and len(strip) == 1 and viewer.kind == "all":
+        return strip[0] if strip[0]["scope"] != "key" else None
+    if wanted is None:
+        return None
+    for card in strip:
+        if (card["scope"], card["id"]) == wanted and card["status"].resets_at is not None:
+            return card
+    return None
 
 
 def activity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
@@ -101,12 +152,17 @@ def activity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict
 
 def identity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     view = request.GET.get("view") if request.GET.get("view") in VIEWS else "all"
-    teams = budgets.by_team(viewer, scope)
-    users = budgets.by_user(viewer, scope)
-    keys = queries.by_key(viewer, scope)
+    sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "cost"
+    teams = sorted_rows(budgets.by_team(viewer, scope), "team", sort)
+    for team in teams:
+        team["by_user"] = sorted_rows(team["by_user"], "user", sort)
+    users = sorted_rows(budgets.by_user(viewer, scope), "user", sort)
+    keys = sorted_rows(budgets.by_key(viewer, scope), "name", sort)
     return {
         "views": VIEWS,
         "view": view,
+        "sorts": SORTS,
+        "sort": sort,
         "teams": teams,
         "users": users,
         "keys": keys,
@@ -114,6 +170,25 @@ def identity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict
         "top_user": callout(users, "user"),
         "top_key": callout(keys, "gateway_key_id"),
     }
+
+
+def sorted_rows(rows: list[dict], name: str, sort: str) -> list[dict]:
+    """Rows by spend (highest first), calls, name (A to Z, the unnamed last) or the
+    fullest budget (rows with no budget last); ties by spend, then name."""
+
+    def by_name(row: dict) -> tuple:
+        return (row.get(name) is None, str(row.get(name) or "").lower())
+
+    def by_cost(row: dict) -> tuple:
+        return (-row["cost_usd"], -row["calls"], *by_name(row))
+
+    keys: dict[str, Callable[[dict], tuple]] = {
+        "cost": by_cost,
+        "calls": lambda r: (-r["calls"], *by_cost(r)),
+        "name": by_name,
+        "budget": lambda r: (-((r.get("quota") or {}).get("percent") or -1), *by_cost(r)),
+    }
+    return sorted(rows, key=keys[sort])
 
 
 TAB_CONTEXT: dict[str, Callable[[HttpRequest, Viewer, Scope], dict]] = {
@@ -131,63 +206,3 @@ def callout(rows: list[dict], field: str) -> dict | None:
     total = sum((Decimal(str(r.get("cost_usd") or 0)) for r in rows), Decimal(0))
     share = Decimal(str(row.get("cost_usd") or 0)) / total if total else Decimal(0)
     return {"row": row, "share": share}
-
-
-# -- CSV export -----------------------------------------------------------------------
-
-EXPORTS: dict[str, tuple[tuple[str, ...], Callable[..., list[dict]]]] = {
-    "models": (
-        ("key", "cost_usd", "calls", "input_tokens", "output_tokens", "errors"),
-        lambda viewer, scope: queries.cost(viewer, scope, "model")["groups"],
-    ),
-    "teams": (
-        ("team", "cost_usd", "calls", "users", "quota"),
-        lambda viewer, scope: budgets.by_team(viewer, scope),
-    ),
-    "users": (
-        ("user", "cost_usd", "calls", "quota"),
-        lambda viewer, scope: budgets.by_user(viewer, scope),
-    ),
-    "keys": (
-        ("gateway_key_id", "name", "user", "team", "cost_usd", "calls", "last_call_at", "quota"),
-        lambda viewer, scope: queries.by_key(viewer, scope),
-    ),
-}
-ACTIVITY_COLUMNS = (
-    "timestamp", "key_name", "user", "team", "inbound_shape", "provider", "model", "stream",
-    "input_tokens", "output_tokens", "cost_usd", "latency_ms", "status", "error_class",
-)  # fmt: skip
-ACTIVITY_EXPORT_LIMIT = 10_000
-
-
-def export(request: HttpRequest, table: str) -> HttpResponse:
-    """One table as CSV, with the same window and filters as the page it was clicked on."""
-    if table not in (*EXPORTS, "activity"):
-        raise Http404(f"no table {table!r}")
-    viewer = access.viewer_for(request)
-    if viewer is None:
-        return redirect_to_login(request.get_full_path())
-    try:
-        scope = scope_of(request, filtered=table in ("models", "activity"))
-    except ScopeError as exc:
-        return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
-    if table == "activity":
-        columns = ACTIVITY_COLUMNS
-        rows = queries.activity(viewer, scope, page=1, page_size=ACTIVITY_EXPORT_LIMIT)["calls"]
-    else:
-        columns, fetch = EXPORTS[table]
-        rows = fetch(viewer, scope)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="metis-{table}.csv"'
-    out = csv.writer(response)
-    out.writerow(columns)
-    for row in rows:
-        out.writerow([cell(row.get(c)) for c in columns])
-    return response
-
-
-def cell(value: object) -> object:
-    """A CSV cell: quotas by their label, absent values empty."""
-    if isinstance(value, dict):
-        return value.get("label", "")
-    return "" if value is None else value

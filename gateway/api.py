@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics import versioning
-from gateway import auth, metrics, routing
+from gateway import auth, counting, metrics, routing
 from gateway.errors import GatewayError, Shape
 from gateway.proxy import forward
 
@@ -18,6 +20,15 @@ api = NinjaAPI(
     docs_url=None,
     openapi_url=None,
 )
+
+
+# The endpoints that take a body: the handler authenticates them from the headers before it
+# reads a byte of it (gateway/handler.py); every other request's body is never read.
+BODY_ENDPOINTS = {
+    "/v1/messages": Shape.ANTHROPIC,
+    "/v1/messages/count_tokens": Shape.ANTHROPIC,
+    "/v1/chat/completions": Shape.OPENAI,
+}
 
 
 @api.exception_handler(GatewayError)
@@ -39,7 +50,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
 
 @api.post("/v1/messages/count_tokens")
 async def count_tokens(request: HttpRequest) -> HttpResponse:
-    return await forward(request, Shape.ANTHROPIC, record=False)
+    return await counting.count_tokens(request)
 
 
 @api.post("/v1/chat/completions")
@@ -66,8 +77,17 @@ async def model(request: HttpRequest, model_id: str) -> HttpResponse:
 
 
 def shape_by_headers(request: HttpRequest) -> Shape:
-    # Both SDK families call GET /v1/models; only Anthropic's sends anthropic-version.
-    return Shape.ANTHROPIC if "anthropic-version" in request.headers else Shape.OPENAI
+    return shape_for(request.path, request.headers)
+
+
+def shape_for(path: str, headers: Mapping[str, str]) -> Shape:
+    """The shape to answer in: the path's, else the headers' (both SDK families call
+    GET /v1/models; only Anthropic's sends anthropic-version)."""
+    if path.startswith("/v1/messages"):
+        return Shape.ANTHROPIC
+    if path.startswith("/v1/chat/"):
+        return Shape.OPENAI
+    return Shape.ANTHROPIC if "anthropic-version" in headers else Shape.OPENAI
 
 
 @api.get("/healthz")
@@ -86,7 +106,16 @@ def root(request: HttpRequest) -> HttpResponse:
 
 @api.get("/metrics")
 def prometheus(request: HttpRequest) -> HttpResponse:
+    request.metis_shape = shape_by_headers(request)
+    metrics.check_access(request.META.get("REMOTE_ADDR", ""), request.headers)
     return HttpResponse(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500 for the gateway: the failure in the caller's shape, never HTML."""
+    shape = getattr(request, "metis_shape", None) or shape_by_headers(request)
+    message = "The gateway failed on this request; the error is in its log."
+    return GatewayError(500, message, error_class="GATEWAY_ERROR").render(shape)
 
 
 # -- everything else: a clear error in the caller's shape, not Django's HTML page ----------
@@ -105,12 +134,7 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 async def refuse(request: HttpRequest) -> HttpResponse:
     path = request.path
-    if path.startswith("/v1/messages"):
-        request.metis_shape = Shape.ANTHROPIC
-    elif path.startswith("/v1/chat/"):
-        request.metis_shape = Shape.OPENAI
-    else:
-        request.metis_shape = shape_by_headers(request)
+    request.metis_shape = shape_by_headers(request)
     if allowed := SERVED.get(path):
         raise GatewayError(405, f"{request.method} is not allowed on {path}; use {allowed}.",
                            headers={"Allow": allowed})  # fmt: skip

@@ -20,7 +20,7 @@ import orjson
 
 from analytics import pricing
 from analytics.usage import Usage
-from gateway import metrics, quota
+from gateway import metrics, quota, routing
 from gateway.auth import Caller
 from gateway.errors import Shape
 from gateway.events import PendingEvent, make_event
@@ -51,6 +51,7 @@ class Call:
     price_source: str | None = None
     reservation: Reservation | None = None  # what quota.check() holds for this call
     noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
+    sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
 
     @property
     def latency_ms(self) -> float:
@@ -168,6 +169,12 @@ def described(call: Call) -> dict:
     }
 
 
+def identity_of(call: Call) -> dict:
+    """Who made the call and what it asked for: the fields every event of a call carries."""
+    described_ = described(call)
+    return {name: described_[name] for name in COMMON}
+
+
 def events_of(call: Call) -> list[PendingEvent]:
     return events_from(
         described(call),
@@ -242,10 +249,12 @@ def events_from(
 
 
 def observe(call: Call) -> None:
-    provider, model, usage = call.route.upstream.name, call.route.model, call.usage
-    metrics.requests.labels(call.inbound_shape.value, provider, model, str(call.status)).inc()
+    provider, usage = call.route.upstream.name, call.usage
+    model = metrics.model_label(call.route.model, routing.configured_models())
+    status = metrics.status_label(call.status)
+    metrics.requests.labels(call.inbound_shape.value, provider, model, status).inc()
     if call.error_class:
-        metrics.errors.labels(call.error_class).inc()
+        metrics.errors.labels(metrics.error_label(call.error_class)).inc()
     metrics.overhead.labels(call.inbound_shape.value).observe(call.overhead_ms / 1000)
     if call.upstream_started:
         upstream_s = (call.finished or time.perf_counter()) - call.upstream_started

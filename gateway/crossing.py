@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 
 from gateway import proxy
 from gateway.calls import Call
-from gateway.errors import GatewayError, Shape, bad_request
+from gateway.errors import GatewayError, Shape
 from gateway.translate import requests as translate_requests
 from gateway.translate import responses as translate_responses
 from gateway.translate.errors import error_body
@@ -30,27 +30,26 @@ Translator = ToAnthropicEvents | ToOpenAIChunks
 
 
 async def forward_translated(
-    request: HttpRequest, body: dict[str, Any], call: Call, *, record: bool
+    request: HttpRequest, body: dict[str, Any], call: Call
 ) -> HttpResponse:
     """Serve `call` from an upstream of the other shape; `body` is the caller's parsed body."""
     route, shape = call.route, call.inbound_shape
-    if not record:  # count_tokens: Anthropic's own endpoint, with no OpenAI counterpart
-        raise bad_request(f"Counting tokens is not available for {route.model!r}.", param="model")
-    translated = translate_body(body, shape)
+    try:
+        translated = translate_body(body, shape)
+    except orjson.JSONEncodeError as exc:  # a tool call's input, nested too deeply
+        raise proxy.cannot_encode(exc) from None
     translated["model"] = route.model
     upstream_request = route.upstream.adapter.build_request(
         path=PATHS[route.upstream.shape],
-        body=orjson.dumps(translated),
+        body=proxy.encode(translated),
         client_headers=request.headers,
         api_key=call.caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,
     )
-    response = await proxy.send(call, upstream_request, translated, record=True)
+    response = await proxy.send(call, upstream_request, translated)
     if call.stream and response.status == 200 and proxy.is_event_stream(response):
-        return proxy.streaming_response(response, call, stream_translator(body, call), record=True)
-    return await proxy.respond(
-        response, call, record=True, translation=TranslatedBody(call.inbound_shape)
-    )
+        return proxy.streaming_response(response, call, stream_translator(body, call))
+    return await proxy.respond(response, call, translation=TranslatedBody(call.inbound_shape))
 
 
 def translate_body(body: dict[str, Any], shape: Shape) -> dict[str, Any]:

@@ -1,4 +1,14 @@
-"""The gateway's ASGI handler: Django's, minus the per-request thread hops.
+"""The gateway's ASGI handler: Django's, with auth before the body, and minus the
+per-request thread hops.
+
+Auth first: Django's handler reads (and spools to disk) the whole body before any view
+runs, so a 300 MB upload without a token was received in full before its 401. Here the
+endpoints that take a body (`api.BODY_ENDPOINTS`) authenticate from the headers alone,
+then read the body under the shape's size limit and the client body timeout
+(gateway/intake.py). A refusal before the body is read is answered at once, in the
+caller's shape, and closes the connection so the rest is never read. Other POST, PUT and
+PATCH requests are read under the same limits (a new endpoint works before it is listed
+there); a GET's body is never read.
 
 Django wraps every ASGI request in asgiref's ThreadSensitiveContext and closes
 each response with `sync_to_async(response.close)`: a new thread per request,
@@ -21,12 +31,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.db import close_old_connections, reset_queries
+from django.http import HttpResponse
 from django.urls import set_script_prefix
+
+from gateway import auth, intake
+from gateway.api import BODY_ENDPOINTS, shape_for
+from gateway.errors import GatewayError
 
 
 class GatewayASGIHandler(ASGIHandler):
@@ -36,8 +53,24 @@ class GatewayASGIHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def handle(self, scope, receive, send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        shape = shape_for(scope["path"], headers)
+        caller, unread = None, intake.has_body(scope["headers"])
         try:
-            body_file = await self.read_body(receive)
+            if scope["method"] == "POST" and scope["path"] in BODY_ENDPOINTS:
+                caller = await auth.authenticate(headers)
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                limit = intake.gateway_limit(shape.value)
+                seconds = settings.METIS_CLIENT_BODY_TIMEOUT
+                body_file = await intake.read_body(receive, scope["headers"], limit=limit,
+                                                   seconds=seconds)  # fmt: skip
+                unread = False
+            else:
+                body_file = io.BytesIO()
+        except GatewayError as exc:
+            return await self.refuse(exc.render(shape), send, close=unread)
+        except intake.BodyRefused as exc:
+            return await self.refuse(GatewayError(exc.status, exc.message).render(shape), send)
         except RequestAborted:
             return
         set_script_prefix(get_script_prefix(scope))
@@ -48,9 +81,12 @@ class GatewayASGIHandler(ASGIHandler):
             await self.send_response(error_response, send)
             error_response.close()
             return
+        request.metis_caller = caller
 
         async def process_request() -> object:
             response = await self.run_get_response(request)
+            if unread:  # the client sent a body nothing here reads: do not wait for it
+                response["Connection"] = "close"
             with contextlib.suppress(asyncio.CancelledError):  # the client left mid-send
                 await self.send_response(response, send)
             return response
@@ -76,6 +112,20 @@ class GatewayASGIHandler(ASGIHandler):
         else:
             respond.result().close()
         body_file.close()
+
+    async def refuse(self, response: HttpResponse, send, *, close: bool = True) -> None:
+        """Answer before the body was read; `close`: the connection, so it never is."""
+        if close:
+            response["Connection"] = "close"
+        response["Content-Length"] = str(len(response.content))
+        await self.send_response(response, send)
+
+    async def listen_for_disconnect(self, receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestAborted
+            # Otherwise a piece of a body this request does not read: dropped.
 
 
 def drop_request_db_housekeeping() -> None:

@@ -6,7 +6,8 @@
 Nothing here waits on a database write. Disconnects: when the client goes away,
 Django cancels the view (non-streaming) or the relay generator (streaming);
 either way the `finally` closes the upstream connection and records the call
-with error_class CANCELLED and the usage seen so far.
+with error_class CANCELLED and the usage seen so far, plus estimates of what the
+provider bills but never got to report (gateway.estimates).
 """
 
 from __future__ import annotations
@@ -20,64 +21,62 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.request import RawPostDataException
 
 from analytics.usage import Usage
-from gateway import auth, calls, crossing, metrics, quota, routing, upstream
+from gateway import auth, calls, crossing, estimates, intake, metrics, quota, routing, upstream
 from gateway.calls import Call
 from gateway.errors import GatewayError, Shape, bad_request
 from gateway.events import new_id
-from gateway.providers import UpstreamRequest
+from gateway.providers import Provider, UpstreamRequest
 from gateway.providers import openai as openai_adapter
 from gateway.sse import SSEEvent, SSEParser
 
 logger = logging.getLogger(__name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-CHARS_PER_TOKEN = 4  # for estimating output when a cancelled stream carried no usage
 
 
-async def forward(request: HttpRequest, shape: Shape, *, record: bool = True) -> HttpResponse:
+async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
     started = time.perf_counter()
     request.metis_shape = shape  # for the exception handler in api.py
-    caller = await auth.authenticate(request.headers)
-    body = parse_body(request, shape, needs_max_tokens=record and shape is Shape.ANTHROPIC)
+    caller = getattr(request, "metis_caller", None) or await auth.authenticate(request.headers)
+    body = parse_body(request, shape, needs_max_tokens=shape is Shape.ANTHROPIC)
     route = await routing.route(body, caller, shape)
     call = Call(f"metis_{new_id()}", caller, route, shape, body.get("stream") is True, started)
     if route.upstream.shape is not shape:  # e.g. the openai SDK calling a Claude model
-        return await crossing.forward_translated(request, body, call, record=record)
+        return await crossing.forward_translated(request, body, call)
     changed, strip_usage_chunk = prepare_body(body, call)
     upstream_request = route.upstream.adapter.build_request(
         path=request.get_full_path(),
-        body=orjson.dumps(body) if changed else request.body,
+        body=encode(body) if changed else request.body,
         client_headers=request.headers,
         api_key=caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,
     )
-    response = await send(call, upstream_request, body, record=record)
+    response = await send(call, upstream_request, body)
     if call.stream and response.status == 200 and is_event_stream(response):
-        return streaming_response(response, call, Passthrough(strip_usage_chunk), record=record)
-    return await respond(response, call, record=record)
+        return streaming_response(response, call, Passthrough(strip_usage_chunk))
+    return await respond(response, call)
 
 
 async def send(
-    call: Call, upstream_request: UpstreamRequest, body: dict[str, Any], *, record: bool
+    call: Call, upstream_request: UpstreamRequest, body: dict[str, Any]
 ) -> aiohttp.ClientResponse:
     """Hold the call to its budgets and rate limits, then send it upstream. From here on
-    every outcome, a refusal included, is recorded (and settles the reservation)."""
-    if record:
-        metrics.in_flight.inc()  # decremented when calls.record() takes the call
+    every outcome, a refusal included, is recorded (and settles the reservation).
+    `body` is what goes upstream, kept to estimate input a cancelled call never reported."""
+    metrics.in_flight.inc()  # decremented when calls.record() takes the call
     try:
-        if record:
-            call.reservation = await quota.check(call, body, len(upstream_request.body))
-            calls.start(call, len(upstream_request.body))  # a crash from here on is recorded
+        call.reservation = await quota.check(call, body, len(upstream_request.body))
+        call.sent_body = body
+        calls.start(call, len(upstream_request.body))  # a crash from here on is recorded
         call.upstream_started = time.perf_counter()
         response, call.retries = await upstream.send(
             upstream_request, provider=call.route.upstream.name
         )
     except BaseException as exc:
-        fail(call, exc, record=record)
+        fail(call, exc)
         raise
     call.status, call.upstream_request_id = response.status, upstream_request_id(response)
     return response
@@ -91,8 +90,8 @@ def parse_body(request: HttpRequest, shape: Shape, *, needs_max_tokens: bool) ->
         raw = b""
     except Exception as exc:  # Django's RequestDataTooBig
         raise GatewayError(413, f"Request body too large: {exc}") from None
-    if len(raw) > settings.METIS_MAX_BODY_BYTES:
-        raise GatewayError(413, f"Request body over {settings.METIS_MAX_BODY_BYTES} bytes.")
+    if len(raw) > (limit := intake.gateway_limit(shape.value)):
+        raise GatewayError(413, intake.too_large(len(raw), limit).message)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -109,6 +108,20 @@ def parse_body(request: HttpRequest, shape: Shape, *, needs_max_tokens: bool) ->
     if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
         raise bad_request("max_tokens must be a positive integer", param="max_tokens")
     return body
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """The body as JSON for upstream: a 400 for what orjson will not write back. It reads
+    JSON nested up to 1,024 levels but writes only 254, and no real call comes near that."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise cannot_encode(exc) from None
+
+
+def cannot_encode(exc: orjson.JSONEncodeError) -> GatewayError:
+    return bad_request(f"Request body cannot be forwarded: {exc} (JSON nested too deeply; "
+                       "at most 254 levels)")  # fmt: skip
 
 
 def prepare_body(body: dict[str, Any], call: Call) -> tuple[bool, bool]:
@@ -156,13 +169,18 @@ async def respond(
     response: aiohttp.ClientResponse,
     call: Call,
     *,
-    record: bool,
     translation: BodyTranslation | None = None,
 ) -> HttpResponse:
     try:
         content = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        status = 504 if isinstance(exc, TimeoutError) else 502
+        error = GatewayError(status, f"The provider's answer broke off: {exc!r}",
+                             error_class="UPSTREAM_ERROR")  # fmt: skip
+        fail(call, error)  # recorded once, as the client's answer
+        raise error from None
     except BaseException as exc:
-        fail(call, exc, record=record)
+        fail(call, exc)
         raise
     finally:
         response.release()
@@ -174,14 +192,13 @@ async def respond(
             try:
                 content = translation.answer(content, call)
             except GatewayError as exc:
-                fail(call, exc, record=record)
+                fail(call, exc)
                 raise
     else:
         call.error_class = f"UPSTREAM_{response.status}"
         if translation is not None:
             content = translation.error(content, response.status)
-    if record:
-        calls.record(call)
+    calls.record(call)
     http = HttpResponse(content, status=response.status)
     for name, value in upstream.relayed_headers(response).items():
         http[name] = value
@@ -198,36 +215,36 @@ async def respond(
 
 
 def streaming_response(
-    response: aiohttp.ClientResponse, call: Call, events: EventRelay, *, record: bool
+    response: aiohttp.ClientResponse, call: Call, events: EventRelay
 ) -> StreamingHttpResponse:
-    if record:  # the status line goes out before the first byte: journal it first
-        calls.progress(call, None, 0)
+    calls.progress(call, None, 0)  # the status line goes out before the first byte: journal it
     return StreamingHttpResponse(
-        relay(response, call, events, record=record),
+        relay(response, call, events),
         status=200,
         headers={**upstream.relayed_headers(response), **SSE_HEADERS},
     )
 
 
 async def relay(
-    response: aiohttp.ClientResponse, call: Call, events: EventRelay, *, record: bool
+    response: aiohttp.ClientResponse, call: Call, events: EventRelay
 ) -> AsyncIterator[bytes]:
     """Relay SSE as it arrives, whole events at a time, reading usage from a parsed copy."""
-    adapter, parser, usage, text_chars = call.route.upstream.adapter, SSEParser(), Usage(), 0
+    parser, seen = SSEParser(), StreamUsage(call.route.upstream.adapter)
     try:
         async for chunk in response.content.iter_any():
             if call.first_byte is None:
                 call.first_byte = time.perf_counter()
             out = []
             for event in parser.feed(chunk):
-                usage = adapter.usage_from_event(event, usage)
-                text_chars += len(adapter.text_from_event(event))
+                seen.read(event)
                 out.extend(events.feed(event))
-            if record:  # before the client sees it
-                calls.progress(call, usage, text_chars)
+            calls.progress(call, seen.usage, seen.text_chars)  # before the client sees it
             if out:
                 yield b"".join(out)
-        tail = [data for event in parser.flush() for data in events.feed(event)]
+        tail = []
+        for event in parser.flush():
+            seen.read(event)
+            tail.extend(events.feed(event))
         if tail := b"".join([*tail, *events.finish()]):
             yield tail
     except (asyncio.CancelledError, GeneratorExit):
@@ -239,22 +256,54 @@ async def relay(
     finally:
         response.close()  # the provider sees the connection closed at once
         call.finished = time.perf_counter()
-        if usage.output_tokens == 0 and text_chars:
-            usage = estimated(usage, text_chars)
-        call.usage = usage
-        if record:
-            calls.record(call)
+        call.usage = seen.completed(call.sent_body)
+        calls.record(call)
 
 
-def fail(call: Call, exc: BaseException, *, record: bool) -> None:
+class StreamUsage:
+    """The usage a stream reported, and whether it reported any: only what the provider
+    did not report is estimated (an `output_tokens: 0` it did report stays 0)."""
+
+    def __init__(self, adapter: Provider) -> None:
+        self.adapter = adapter
+        self.usage = Usage()
+        self.reported = False  # some event carried usage (input comes with the first)
+        self.output_reported = False  # usage came after the text began: the output count
+        self.text_chars = 0
+
+    def read(self, event: SSEEvent) -> None:
+        self.text_chars += len(self.adapter.text_from_event(event))
+        usage = self.adapter.usage_from_event(event, self.usage)
+        if usage is not self.usage:  # adapters return `so_far` itself for events without usage
+            self.reported = True
+            self.output_reported = self.output_reported or self.text_chars > 0
+            self.usage = usage
+
+    def completed(self, sent_body: dict[str, Any] | None) -> Usage:
+        usage = self.usage
+        if not self.reported:
+            usage = estimates.with_input(usage, sent_body)
+        if self.text_chars and not self.output_reported:
+            usage = estimates.with_output(usage, self.text_chars)
+        return usage
+
+
+def fail(call: Call, exc: BaseException) -> None:
+    classify(call, exc)
+    if call.error_class == "CANCELLED" and call.upstream_started and call.status in (0, 200):
+        # The provider had the request, so it bills the input, which it never got to report.
+        call.usage = estimates.with_input(call.usage, call.sent_body)
+    calls.record(call)
+
+
+def classify(call: Call, exc: BaseException) -> None:
+    """Status and error class of a call that ended in `exc`."""
     if isinstance(exc, asyncio.CancelledError):
         call.error_class = "CANCELLED"
     elif isinstance(exc, GatewayError):
         call.status, call.error_class = exc.status, exc.error_class
     else:
         call.status, call.error_class = 502, "UPSTREAM_ERROR"
-    if record:
-        calls.record(call)
 
 
 def usage_of(call: Call, content: bytes) -> Usage:
@@ -262,18 +311,6 @@ def usage_of(call: Call, content: bytes) -> Usage:
         return call.route.upstream.adapter.usage_from_body(orjson.loads(content))
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return Usage()
-
-
-def estimated(usage: Usage, text_chars: int) -> Usage:
-    output = max(1, text_chars // CHARS_PER_TOKEN)
-    return Usage(
-        input_tokens=usage.input_tokens,
-        output_tokens=output,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        cache_write_1h_tokens=usage.cache_write_1h_tokens,
-        estimated=True,
-    )
 
 
 def is_event_stream(response: aiohttp.ClientResponse) -> bool:

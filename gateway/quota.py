@@ -31,7 +31,6 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from analytics import budgets, pricing
 from analytics.budgets import period_bounds
@@ -165,18 +164,29 @@ async def check(call: Call, body: dict[str, Any], body_bytes: int) -> Reservatio
     rules = await rules_for(call.caller.key.id)
     if not rules:
         return None
+    return await hold(call, rules, worst_case_cost(call, body, body_bytes))
+
+
+async def check_free(call: Call) -> Reservation | None:
+    """`check()` for a call the provider does not bill (count_tokens): it holds $0, so
+    only rates and a budget with nothing left refuse it."""
+    rules = await rules_for(call.caller.key.id)
+    if not rules:
+        return None
+    return await hold(call, rules, Decimal(0))
+
+
+async def hold(call: Call, rules: tuple[Rule, ...], worst: Decimal) -> Reservation:
     now = timezone.now()
     capped = [
         (rule, period_bounds(rule.period, now))
         for rule in rules
-        if rule.hard is not None or rule.soft is not None  # a $0 hard cap blocks everything
+        if rule.hard is not None or rule.soft is not None
     ]
-    worst = worst_case_cost(call, body, body_bytes)
     if shared_ledger.enabled():
         try:
             return await check_shared(call, rules, capped, worst)
-        except (RedisError, OSError) as exc:
-            shared_ledger.complain(exc)
+        except shared_ledger.StoreDown:
             if settings.METIS_REDIS_FAILURE == "closed":
                 raise shared_ledger.unavailable() from None
     for rule, (start, _) in capped:
@@ -186,7 +196,7 @@ async def check(call: Call, body: dict[str, Any], body_bytes: int) -> Reservatio
     for rule, (start, end) in capped:
         slot = (rule.scope, rule.scope_id, start)
         committed = ledger.spent[slot] + ledger.reserved.get(slot, Decimal(0))
-        if rule.hard is not None and committed + worst > rule.hard:
+        if rule.hard is not None and passes_cap(committed, worst, rule.hard):
             raise exceeded(rule, committed, end)
     for rule, (start, _) in capped:
         slot = (rule.scope, rule.scope_id, start)
@@ -196,6 +206,12 @@ async def check(call: Call, body: dict[str, Any], body_bytes: int) -> Reservatio
         if rule.rpm:
             ledger.requests.setdefault((rule.scope, rule.scope_id), deque()).append(moment)
     return Reservation(worst, rules, [(rule, start) for rule, (start, _) in capped])
+
+
+def passes_cap(committed: Decimal, worst: Decimal, cap: Decimal) -> bool:
+    # A budget with nothing left refuses even calls that cost nothing (count_tokens, unpriced
+    # models): so a $0 hard cap stops everything. shared_ledger.RESERVE says the same in Lua.
+    return committed + worst > cap or committed >= cap
 
 
 def check_rates(rules: tuple[Rule, ...]) -> None:
@@ -294,9 +310,10 @@ async def settle_shared(call: Call, held: Reservation) -> None:
             if crossed and await shared_ledger.claim_alert(rule, start, crossed[-1]):
                 alerts.budget_alert(rule, start, spent, crossed[-1], call)
             await reconcile_now_and_then(rule, start)
-    except (RedisError, OSError) as exc:
-        # The hold expires by itself; reconcile() restores the spend from the events.
-        shared_ledger.complain(exc)
+    except shared_ledger.StoreDown:
+        # Logged by shared_ledger. The hold expires by itself; reconcile() restores the
+        # spend from the events.
+        pass
 
 
 _reconciled: dict[tuple[str, str, datetime], float] = {}
@@ -332,11 +349,16 @@ def exceeded(rule: Rule, committed: Decimal, end: datetime | None) -> GatewayErr
     period = "total" if rule.period == Quota.Period.TOTAL else f"{rule.period}ly"
     period = {"dayly": "daily"}.get(period, period)
     resets = f"; it resets at {end.isoformat()}" if end else "; it does not reset"
+    # Final (x-should-retry: false): the SDKs and Claude Code would otherwise retry a spent
+    # budget for minutes. OpenAI's own answer for a spent quota is `insufficient_quota`.
     return GatewayError(
         429,
         f"Budget exceeded: {rule.label}'s {period} hard cap of ${rule.hard:.2f} is spent or "
         f"held by calls in flight (${committed:.4f}){resets}.",
         error_class="QUOTA_EXCEEDED",
+        code="insufficient_quota",
+        openai_type="insufficient_quota",
+        final=True,
     )
 
 

@@ -80,6 +80,7 @@ class Catalog:
     prices_exact: dict[str, Price]
     prices_prefix: dict[str, Price]
     webhooks: tuple[str, ...] = ()
+    models: frozenset[str] = frozenset()  # ids the operator named: alias targets, overrides
 
 
 def _env_upstreams() -> dict[str, Upstream]:
@@ -110,7 +111,9 @@ def _load_catalog() -> Catalog:
     for row in PriceOverride.objects.all():
         (prefix if row.match_prefix else exact)[row.model] = row.price()
     webhooks = tuple(BudgetWebhook.objects.filter(is_active=True).values_list("url", flat=True))
-    return Catalog(aliases, upstreams, patterns, exact, prefix, webhooks)
+    named = {target.rpartition(":")[2] for target in aliases.values()} | exact.keys()
+    models = frozenset(name.lower() for name in named)
+    return Catalog(aliases, upstreams, patterns, exact, prefix, webhooks, models)
 
 
 _catalog: LoadCache[None, Catalog] = LoadCache(lambda _: _load_catalog())
@@ -130,6 +133,12 @@ def webhook_urls() -> tuple[str, ...]:
     """The operator's budget webhooks from the last loaded catalog."""
     loaded = _catalog.peek(None)
     return loaded.webhooks if loaded else ()
+
+
+def configured_models() -> frozenset[str]:
+    """The model ids the operator named, from the last loaded catalog (metrics labels)."""
+    loaded = _catalog.peek(None)
+    return loaded.models if loaded else frozenset()
 
 
 def forget_catalog() -> None:
@@ -190,6 +199,7 @@ async def route(body: dict[str, Any], caller: Caller, shape: Shape) -> Route:
             503,
             f"No credentials for provider {upstream.name!r}: add one in the admin "
             f"(Provider credentials) or set METIS_{upstream.name.upper()}_API_KEY.",
+            code="provider_not_configured",
         )
     return Route(upstream=upstream, model=model, requested_model=requested, decided_by=decided_by)
 

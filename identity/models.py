@@ -94,10 +94,12 @@ class GatewayKey(models.Model):
         REVOKED = "revoked", "Revoked"
         EXPIRED = "expired", "Expired"
 
-    id = models.CharField(primary_key=True, max_length=32, default=keys.new_key_id, editable=False)
+    id = models.CharField(
+        "key id", primary_key=True, max_length=32, default=keys.new_key_id, editable=False
+    )
     name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    token_prefix = models.CharField(max_length=16, editable=False)
+    token_prefix = models.CharField("token starts with", max_length=16, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="keys")
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="gateway_keys"
@@ -210,10 +212,12 @@ class ProviderCredential(models.Model):
     )
     provider = models.CharField(max_length=20, choices=Provider.choices)
     base_url = models.URLField(
-        blank=True, help_text="Required for OpenAI-compatible servers; blank = the provider's own."
+        "base URL",
+        blank=True,
+        help_text="Required for OpenAI-compatible servers; blank = the provider's own.",
     )
     encrypted_api_key = models.TextField(blank=True, editable=False)
-    key_hint = models.CharField(max_length=12, blank=True, editable=False)
+    key_hint = models.CharField("API key ends with", max_length=12, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -264,15 +268,19 @@ class Quota(models.Model):
     )
     period = models.CharField(max_length=10, choices=Period.choices, default=Period.MONTH)
     soft_cap_usd = models.DecimalField(
-        max_digits=14, decimal_places=4, null=True, blank=True,
+        "soft cap (USD)", max_digits=14, decimal_places=4, null=True, blank=True,
         help_text="Crossing it alerts; calls go on.",
     )  # fmt: skip
     hard_cap_usd = models.DecimalField(
-        max_digits=14, decimal_places=4, null=True, blank=True,
+        "hard cap (USD)", max_digits=14, decimal_places=4, null=True, blank=True,
         help_text="Calls that would cross it are refused with 429.",
     )  # fmt: skip
-    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
-    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    requests_per_minute = models.PositiveIntegerField(
+        "rate limit (requests/minute)", null=True, blank=True
+    )
+    tokens_per_minute = models.PositiveIntegerField(
+        "rate limit (tokens/minute)", null=True, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -16,7 +16,9 @@ import logging
 import os
 
 import django
-from django.core.asgi import get_asgi_application
+from django.conf import settings
+
+from analytics import local_mode
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
 
@@ -26,11 +28,19 @@ if os.environ.get("METIS_ROLE") == "gateway":
 
     drop_request_db_housekeeping()
     django_application = GatewayASGIHandler()
+    CHECKS_LOCAL_MODE = False
 else:
-    django_application = get_asgi_application()
+    django.setup(set_prefix=False)
+    from metis_site.server import ServeASGIHandler
+
+    django_application = ServeASGIHandler()  # Django's, reading bodies under limits
+    # Every connection to `metis serve` is judged here, where the socket is known.
+    CHECKS_LOCAL_MODE = True
 
 
 async def application(scope, receive, send) -> None:
+    if scope["type"] == "http" and CHECKS_LOCAL_MODE and settings.METIS_LOCAL_MODE:
+        scope["metis.local"] = local_mode.is_local(scope)  # read by analytics.access
     if scope["type"] != "lifespan":
         return await django_application(scope, receive, send)
     listening = None

@@ -16,12 +16,13 @@ User errors print one line on stderr and exit non-zero; never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import re
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 DEFAULT_HOST = "127.0.0.1"
@@ -39,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
     os.environ["METIS_ROLE"] = getattr(args, "role", "serve")
+    # Only `metis serve` decides local mode (run_serve); never inherited by anything else.
+    os.environ.pop("METIS_LOCAL_MODE", None)
     try:
         return args.handler(args) or 0
     except CommandError as exc:
@@ -121,7 +124,29 @@ def setup_django(*, migrate: bool = True) -> None:
     except ImproperlyConfigured as exc:
         raise CommandError(str(exc)) from None
     if migrate:
-        migrate_if_needed()
+        with home_lock():
+            migrate_if_needed()
+
+
+@contextlib.contextmanager
+def home_lock() -> Iterator[None]:
+    """One process at a time through first-start work (migrations, the first admin):
+    two `metis serve` started together on a fresh METIS_HOME would both migrate."""
+    import fcntl
+
+    from django.conf import settings
+
+    try:
+        settings.METIS_HOME.mkdir(parents=True, exist_ok=True)
+        lock = open(settings.METIS_HOME / "start.lock", "a")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CommandError(
+            f"METIS_HOME ({settings.METIS_HOME}) must be a directory Metis can write: "
+            f"{exc.strerror}"
+        ) from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def migrate_if_needed() -> None:
@@ -160,6 +185,8 @@ def run_uvicorn(host: str, port: int) -> None:
 
     import uvicorn
 
+    from metis_site.server import HttpProtocol
+
     # uvicorn drains on SIGTERM, then re-raises it so the process dies by the signal
     # (exit status -15 / 143). A clean, drained shutdown exits 0 instead, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -171,6 +198,7 @@ def run_uvicorn(host: str, port: int) -> None:
         access_log=False,
         log_level=os.environ.get("METIS_LOG_LEVEL", "info").lower(),
         timeout_graceful_shutdown=30,
+        http=HttpProtocol,  # closes connections whose headers trickle in (slowloris)
     )
 
 
@@ -185,10 +213,14 @@ def run_serve(args: argparse.Namespace) -> int:
     local = args.host in LOOPBACK and not require_login
     os.environ["METIS_LOCAL_MODE"] = "1" if local else "0"
     setup_django()
-    ensure_first_admin()
+    with home_lock():
+        ensure_first_admin()
     print(f"metis: admin and dashboard on http://{display_host(args.host)}:{args.port}/admin/")
     if not local:
-        print("metis: login required for the dashboard and analytics API (not local mode)")
+        print(
+            "metis: sign-in required for the dashboard and analytics API (not local mode):"
+            f" http://{display_host(args.host)}:{args.port}/login/"
+        )
     run_uvicorn(args.host, args.port)
     return 0
 
@@ -238,16 +270,32 @@ def display_host(host: str) -> str:
 
 
 def ensure_first_admin() -> None:
-    """On the very first start, make an admin so the console can be opened at once."""
+    """On the very first start, make an admin so the console can be opened at once.
+    Created, never updated: a second process starting at the same moment (another machine
+    on the same PostgreSQL) gets the unique username's IntegrityError and prints nothing,
+    so the one password printed is the one that works."""
+    import secrets
+
+    from django.db import IntegrityError, transaction
+
     from identity.models import User
 
-    if not User.objects.filter(is_superuser=True).exists():
-        password = make_admin("admin")
-        print(
-            "metis: created the admin user 'admin' with password "
-            f"{password}\n       (shown once; change it in the admin, or run "
-            "'metis createadmin' for a new one)"
-        )
+    if User.objects.filter(is_superuser=True).exists():
+        return
+    password = secrets.token_urlsafe(12)
+    try:
+        with transaction.atomic():
+            User.objects.create_superuser("admin", password=password)
+    except IntegrityError:
+        if not User.objects.filter(is_superuser=True).exists():
+            print("metis: a user 'admin' exists but no admin; run 'metis createadmin'")
+        return
+    print(
+        "metis: created the admin user 'admin' with password "
+        f"{password}\n       (shown once; change it in the admin, or run "
+        "'metis createadmin' for a new one)",
+        flush=True,
+    )
 
 
 def create_admin(args: argparse.Namespace) -> int:

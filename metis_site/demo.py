@@ -18,6 +18,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -26,6 +27,8 @@ MEMBERS = {"alice": "eng", "bob": "eng", "carol": "sales", "dave": "sales", "eri
 # How often each key calls: eng spends most, so the dashboard has a Top team to show.
 WEIGHTS = {"alice": 8, "bob": 4, "carol": 3, "dave": 2, "erin": 2, None: 1}
 AGENT_KEY = "demo-agent-loop"
+# A fine-tuned model has no list price: its calls show as unpriced, as they would for real.
+FINE_TUNED = "ft:gpt-4o-mini:acme::support-bot"
 WORKSPACE = "/srv/demo/metis-demo"
 HELLO = "Summarise the design doc in three bullet points."
 WEATHER_TOOL = {
@@ -44,6 +47,7 @@ WEATHER_TOOL = {
 
 @dataclass(frozen=True)
 class DemoKey:
+    id: str
     name: str
     user: str | None
     token: str
@@ -78,7 +82,7 @@ def live_key(name: str, username: str | None, user: object, team: object) -> Dem
         )
     else:
         token = key.rotate()
-    return DemoKey(name, username, token)
+    return DemoKey(key.id, name, username, token)
 
 
 # -- the gateway and its provider ---------------------------------------------------------
@@ -150,9 +154,11 @@ def anthropic_call(client: httpx.Client, key: DemoKey, rng: random.Random) -> in
     return client.post("/v1/messages", json=body, headers=headers).status_code
 
 
-def openai_call(client: httpx.Client, key: DemoKey, rng: random.Random) -> int:
+def openai_call(
+    client: httpx.Client, key: DemoKey, rng: random.Random, model: str | None = None
+) -> int:
     body: dict = {
-        "model": rng.choice(["gpt-5-mini", "gpt-5-mini", "gpt-5"]),
+        "model": model or rng.choice(["gpt-5-mini", "gpt-5-mini", "gpt-5"]),
         "messages": [{"role": "user", "content": prompt(rng)}],
     }
     if rng.random() < 0.1:
@@ -192,23 +198,29 @@ def send_traffic(url: str, keys: list[DemoKey], calls: int, *, seed: int = 7) ->
     statuses: dict[int, int] = {}
     with httpx.Client(base_url=url, timeout=60) as client:
 
-        def one(item: tuple[DemoKey, bool, int]) -> int:
+        def one(number: int, item: tuple[DemoKey, bool, int]) -> int:
             key, anthropic_shape, call_seed = item
             call_rng = random.Random(call_seed)
             try:
+                if number % 25 == 12:  # one call in 25: the unpriced fine-tuned model
+                    return openai_call(client, key, call_rng, FINE_TUNED)
                 send = anthropic_call if anthropic_shape else openai_call
                 return send(client, key, call_rng)
             except httpx.HTTPError:
                 return 0
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            for status in pool.map(one, plan):
+            for status in pool.map(one, range(calls), plan):
                 statuses[status] = statuses.get(status, 0) + 1
     return statuses
 
 
 def run(*, calls: int) -> None:
+    from django.conf import settings
+    from django.utils import timezone
+
     from gateway.mock import MockProviderThread
+    from metis_site import demo_history
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is noise here
     keys = make_identities()
@@ -216,12 +228,14 @@ def run(*, calls: int) -> None:
     with MockProviderThread(token_delay=0.002) as provider:
         process, url = start_gateway(provider.url)
         print(f"metis demo: gateway on {url}, mock provider on {provider.url}")
-        started = time.monotonic()
+        started, since_us = time.monotonic(), time.time_ns() // 1000
         try:
             statuses = send_traffic(url, keys, calls)
         finally:
-            stop_gateway(process)
+            stop_gateway(process)  # every event is written when it exits
+    zone = ZoneInfo(settings.TIME_ZONE)
+    demo_history.backdate(since_us, [k.id for k in keys], timezone.now(), zone)
     took = time.monotonic() - started
     summary = ", ".join(f"{n}× {status or 'failed'}" for status, n in sorted(statuses.items()))
-    print(f"metis demo: sent {calls} calls in {took:.0f} s ({summary})")
+    print(f"metis demo: sent {calls} calls in {took:.0f} s ({summary}), over the past 30 days")
     print("open http://127.0.0.1:8421/dashboard/ (run: uv run metis serve)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -99,12 +100,34 @@ ALLOWED_HOSTS = [
     if h.strip()
 ]
 # Local mode: analytics and the dashboard answer without login. Set by `metis serve` only
-# when it binds loopback and METIS_REQUIRE_LOGIN is unset; off everywhere else.
+# when it binds loopback and METIS_REQUIRE_LOGIN is unset; off everywhere else. Even then
+# only for connections analytics.local_mode accepts (never through a proxy).
 METIS_REQUIRE_LOGIN = envbool("METIS_REQUIRE_LOGIN", False)
 METIS_LOCAL_MODE = envbool("METIS_LOCAL_MODE", False) and not METIS_REQUIRE_LOGIN
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("METIS_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+
+
+def envheader(name: str) -> tuple[str, str] | None:
+    """`Header-Name: value` as Django's (META key, value) pair, e.g. for SECURE_PROXY_SSL_HEADER."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    header, sep, value = text.partition(":")
+    if not sep or not header.strip() or not value.strip() or " " in header.strip():
+        raise ImproperlyConfigured(
+            f"{name} must look like 'X-Forwarded-Proto: https', got {text!r}"
+        )
+    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
+
+
+# Behind a TLS-terminating proxy: the header it sets on https requests. Requests carrying it
+# count as https, so the session and CSRF cookies they get are Secure (identity.cookies).
+SECURE_PROXY_SSL_HEADER = envheader("METIS_SECURE_PROXY_SSL_HEADER")
+# How many proxies in front append to X-Forwarded-For: the client address for sign-in
+# throttling is read that many entries from the right. 0: the TCP peer's address.
+METIS_PROXY_COUNT = envint("METIS_PROXY_COUNT", 0)
 
 # Which process this is: the gateway loads a minimal stack (no sessions, CSRF or auth
 # middleware); `metis serve` loads the admin and dashboard.
@@ -119,6 +142,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
     "identity",
     "analytics",
     "gateway",
@@ -131,6 +155,7 @@ else:
     MIDDLEWARE = [
         "django.middleware.security.SecurityMiddleware",
         "whitenoise.middleware.WhiteNoiseMiddleware",
+        "identity.cookies.SecureCookiesMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
@@ -138,6 +163,7 @@ else:
         "django.contrib.messages.middleware.MessageMiddleware",
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
         "django_htmx.middleware.HtmxMiddleware",
+        "axes.middleware.AxesMiddleware",
     ]
     ROOT_URLCONF = "metis_site.urls"
 
@@ -199,7 +225,37 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out account or address is refused before its password is checked.
+    "identity.signin.ThrottledBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Failed sign-ins (/login/ and /admin/login/), counted in the database so every
+# `metis serve` process sharing it sees the same count (django-axes).
+AXES_FAILURE_LIMIT = envint("METIS_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("METIS_LOGIN_LOCKOUT_MINUTES", 15))
+# Per account and, separately, per address: either one reaching the limit locks.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "identity.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "identity.signin.locked_out"
+AXES_VERBOSE = False
+
+# Single sign-on with OpenID Connect; on when an issuer is set (identity/oidc.py).
+METIS_OIDC_ISSUER = os.environ.get("METIS_OIDC_ISSUER", "").strip().rstrip("/")
+METIS_OIDC_CLIENT_ID = os.environ.get("METIS_OIDC_CLIENT_ID", "").strip()
+METIS_OIDC_CLIENT_SECRET = os.environ.get("METIS_OIDC_CLIENT_SECRET", "")
+METIS_OIDC_NAME = os.environ.get("METIS_OIDC_NAME", "").strip() or "single sign-on"
+METIS_OIDC_SCOPES = os.environ.get("METIS_OIDC_SCOPES", "").strip() or "openid email profile"
+METIS_OIDC_TEAM_CLAIM = os.environ.get("METIS_OIDC_TEAM_CLAIM", "").strip()
+METIS_OIDC_CREATE_USERS = envbool("METIS_OIDC_CREATE_USERS", False)
+if METIS_OIDC_ISSUER and not (METIS_OIDC_CLIENT_ID and METIS_OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "METIS_OIDC_ISSUER is set: METIS_OIDC_CLIENT_ID and METIS_OIDC_CLIENT_SECRET are needed too"
+    )
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("METIS_TIME_ZONE", "UTC")
@@ -240,10 +296,25 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 METIS_REDIS_FAILURE = os.environ.get("METIS_REDIS_FAILURE", "closed")
 if METIS_REDIS_FAILURE not in ("closed", "open"):
     raise ImproperlyConfigured("METIS_REDIS_FAILURE must be 'closed' or 'open'")
+# A hung Redis costs each budget check this long, until the breaker stops asking it.
+METIS_REDIS_TIMEOUT = envfloat("METIS_REDIS_TIMEOUT", 2.0)
+METIS_REDIS_BREAKER_FAILURES = max(1, envint("METIS_REDIS_BREAKER_FAILURES", 3))
+METIS_REDIS_BREAKER_SECONDS = envfloat("METIS_REDIS_BREAKER_SECONDS", 10.0)
 # How long a call's budget hold outlives a process that died mid-call.
 METIS_QUOTA_HOLD_SECONDS = envint("METIS_QUOTA_HOLD_SECONDS", 1200)
 # The output allowance reserved against a budget when a request sets no max tokens.
 METIS_QUOTA_DEFAULT_MAX_TOKENS = envint("METIS_QUOTA_DEFAULT_MAX_TOKENS", 8192)
-METIS_MAX_BODY_BYTES = envint("METIS_MAX_BODY_BYTES", 32 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = METIS_MAX_BODY_BYTES
+# The largest request body the gateway reads; 0 (the default): each shape's provider limit,
+# Anthropic 32 MiB, OpenAI 64 MiB (gateway/intake.py). `metis serve` takes at most 32 MiB.
+METIS_MAX_BODY_BYTES = envint("METIS_MAX_BODY_BYTES", 0)
+# The gateway's handler enforces its own limits, before it reads a body.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None if METIS_ROLE == "gateway" else 32 * 1024 * 1024
+# Slow clients (slowloris): the request line and headers must arrive within the first, the
+# body within the second, or the connection is closed (metis_site/server.py).
+METIS_CLIENT_HEADER_TIMEOUT = envfloat("METIS_CLIENT_HEADER_TIMEOUT", 10.0)
+METIS_CLIENT_BODY_TIMEOUT = envfloat("METIS_CLIENT_BODY_TIMEOUT", 60.0)
+# GET /metrics: with a token, for `Authorization: Bearer TOKEN` only; without, for loopback
+# peers only, unless METIS_METRICS_OPEN is set.
+METIS_METRICS_TOKEN = os.environ.get("METIS_METRICS_TOKEN", "")
+METIS_METRICS_OPEN = envbool("METIS_METRICS_OPEN", False)
 METIS_EVENT_SHUTDOWN_SECONDS = envfloat("METIS_EVENT_SHUTDOWN_SECONDS", 30.0)

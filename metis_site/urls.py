@@ -4,17 +4,28 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
-from analytics import views
+from analytics import exports, views
 from analytics.api import api
+from identity import oidc, signin
 
 admin.site.site_header = "Metis operator console"
 admin.site.site_title = "Metis"
 admin.site.index_title = "Gateway keys, teams, budgets and providers"
+admin.site.site_url = "/dashboard/"  # the header's "View site": what the keys are for
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("login/", signin.sign_in, name="login"),
+    path("logout/", signin.sign_out, name="logout"),
+    path("login/oidc/", oidc.start, name="oidc-start"),
+    path("login/oidc/callback/", oidc.callback, name="oidc-callback"),
     path("dashboard/", views.dashboard, name="dashboard"),
-    path("dashboard/export/<slug:table>.csv", views.export, name="dashboard-export"),
+    path("dashboard/export/<slug:table>.csv", exports.export, name="dashboard-export"),
     path("", api.urls),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
+
+handler400 = "metis_site.errors.bad_request"
+handler403 = "metis_site.errors.permission_denied"
+handler404 = "metis_site.errors.page_not_found"
+handler500 = "metis_site.errors.server_error"

@@ -92,6 +92,8 @@ async def messages(ex: Exchange) -> web.StreamResponse:
         return await send_body(ex, fixed, _headers())
     reply = compose(prompt)
     message = _message(body["model"], reply, _input_usage(body, ex.state.cache))
+    if ex.fault.zero_output:
+        message["usage"]["output_tokens"] = 0
     if stream:
         return await send_events(ex, _events(message, reply), _headers())
     return await send_body(ex, orjson.dumps(message), _headers())

@@ -1,8 +1,9 @@
 """Fault injection: parse `x-mock-fault` specs and count how often each has fired.
 
 A spec is comma-separated parts with an optional repeat limit, e.g. `429`, `slow:1.5,cut:3`,
-`500*2`. It comes from the `x-mock-fault` header (id in `x-mock-fault-id`) or, for clients that
-cannot set headers (Claude Code), from `[[fault:SPEC id=ID]]` in the last user message.
+`500*2`, `zero-output` (a completion whose usage reports 0 output tokens). It comes from the
+`x-mock-fault` header (id in `x-mock-fault-id`) or, for clients that cannot set headers
+(Claude Code), from `[[fault:SPEC id=ID]]` in the last user message.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Fault:
     slow: float = 0.0  # seconds to wait before the first byte
     cut: int | None = None  # close the connection after this many stream events
     hang: bool = False  # send a little, then stall until the client gives up
+    zero_output: bool = False  # a normal completion whose usage says output_tokens: 0
 
 
 NO_FAULT = Fault()
@@ -28,7 +30,7 @@ NO_FAULT = Fault()
 def parse(spec: str) -> tuple[Fault, int | None]:
     """Return the fault and its repeat limit (None: fire every time); ValueError if malformed."""
     parts, _, times = spec.partition("*")
-    status, slow, cut, hang = None, 0.0, None, False
+    status, slow, cut, hang, zero_output = None, 0.0, None, False, False
     for part in parts.split(","):
         name, _, arg = part.strip().partition(":")
         if name.isdigit() and len(name) == 3:
@@ -39,9 +41,13 @@ def parse(spec: str) -> tuple[Fault, int | None]:
             cut = int(arg)
         elif name == "hang":
             hang = True
+        elif name == "zero-output":
+            zero_output = True
         else:
-            raise ValueError(f"unknown mock fault {part!r}: use 429, 500, slow:S, cut:N, hang")
-    return Fault(status, slow, cut, hang), (int(times) if times else None)
+            raise ValueError(
+                f"unknown mock fault {part!r}: use 429, 500, slow:S, cut:N, hang, zero-output"
+            )
+    return Fault(status, slow, cut, hang, zero_output), (int(times) if times else None)
 
 
 class FaultCounter:

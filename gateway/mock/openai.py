@@ -75,6 +75,8 @@ async def chat_completions(ex: Exchange) -> web.StreamResponse:
     prompt_tokens = max(1, len(orjson.dumps([body.get("tools"), body["messages"]])) // 4)
     cached = _cached_tokens(body, prompt_tokens, ex.state.cache)
     completion = _completion(body["model"], reply, _usage(prompt_tokens, cached, reply, reasoning))
+    if ex.fault.zero_output:
+        completion["usage"] |= {"completion_tokens": 0, "total_tokens": prompt_tokens}
     if stream:
         return await send_events(ex, _events(completion, reply, with_usage), _headers())
     return await send_body(ex, orjson.dumps(completion), _headers())

@@ -35,10 +35,10 @@ def test_a_login_leads_to_the_dashboard_and_its_tabs_switch(page, admin_user, se
     settings.METIS_LOCAL_MODE = False
     seed(eng_alice=3, eng_bob=1, sales_carol=1)
     page.goto("/dashboard/")
-    expect(page).to_have_url(re.compile(r"/admin/login/\?next=/dashboard/$"))
+    expect(page).to_have_url(re.compile(r"/login/\?next=/dashboard/$"))
     page.fill("#id_username", "admin")
     page.fill("#id_password", "password")
-    page.click("input[type=submit]")
+    page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#total-calls")).to_have_text("5")
     page.get_by_role("link", name="Activity").click()
     expect(page.locator("#activity")).to_contain_text("alice-laptop")

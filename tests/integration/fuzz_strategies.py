@@ -4,6 +4,8 @@ valid calls but for one or two mutated parts, junk bytes and headers, analytics 
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -28,6 +30,16 @@ json_values = st.recursive(
     ),
     max_leaves=8,
 )
+# JSON nested past what orjson writes back (254 levels) and up to what it reads (1,024): a
+# marker `with_deep_json` turns into the brackets, as json.dumps cannot nest that deep.
+DEEP = re.compile(r'"__deep_(\d+)__"')
+deep_json = st.integers(min_value=240, max_value=1020).map(lambda n: f"__deep_{n}__")
+
+
+def with_deep_json(raw: str) -> str:
+    return DEEP.sub(lambda m: "[" * int(m[1]) + "]" * int(m[1]), raw)
+
+
 models = st.one_of(
     st.sampled_from(["", " ", "unknown-model", "anthropic:", ":model", "nope:gpt-5-mini",
                      "openai:", "anthropic:haiku", "sonnet", "opus", "haiku", "o1", "ft:"]),
@@ -138,7 +150,8 @@ MUTATIONS: dict[str, st.SearchStrategy[Any]] = {
     "stream": json_values,
     "messages": messages,
     "system": st.one_of(json_values, st.lists(blocks, max_size=2)),
-    "tools": tools,
+    "tools": tools
+    | st.lists(st.fixed_dictionaries({"name": st.just("f"), "input_schema": deep_json})),
     "tool_choice": st.one_of(
         json_values,
         st.sampled_from(["auto", "required", "none", "any"]),
@@ -168,7 +181,9 @@ MUTATIONS: dict[str, st.SearchStrategy[Any]] = {
             optional={"budget_tokens": counts},
         ),
     ),
-    "metadata": st.one_of(json_values, st.fixed_dictionaries({"user_id": json_values})),
+    "metadata": st.one_of(
+        json_values, deep_json, st.fixed_dictionaries({"user_id": json_values | deep_json})
+    ),
     "user": json_values,
     "stream_options": st.one_of(json_values, st.fixed_dictionaries({"include_usage": json_values})),
     "response_format": st.one_of(json_values, st.fixed_dictionaries({"type": json_values})),
@@ -205,6 +220,22 @@ HEADERS = ["anthropic-version", "anthropic-beta", "x-metis-user", "content-type"
 
 # ---- the analytics API
 
+# Moments at and near datetime's ends, with offsets up to ±23:59: UTC conversion overflows.
+LONGEST = timedelta(hours=23, minutes=59)
+offsets = st.one_of(
+    st.sampled_from([timedelta(hours=14), -timedelta(hours=14), LONGEST, -LONGEST]),
+    st.timedeltas(min_value=-LONGEST, max_value=LONGEST),
+).map(timezone)
+edge_moments = st.builds(
+    lambda moment, offset: moment.replace(tzinfo=offset).isoformat(),
+    st.one_of(
+        st.sampled_from([datetime.min, datetime.max, datetime(9999, 12, 31)]),
+        st.datetimes(max_value=datetime(1, 1, 3)),
+        st.datetimes(min_value=datetime(9999, 12, 29)),
+    ),
+    offsets,
+) | st.sampled_from(["0001-01-01", "9999-12-31", "9999-12-31T23:59:59.999999"])
+
 ENDPOINTS = ("cost", "by_key", "by_user", "by_team", "activity")
 PARAMS = ("window", "from", "to", "group_by", "gateway_key", "user", "team", "workspace",
           "page", "page_size")  # fmt: skip
@@ -216,6 +247,7 @@ param_values = st.one_of(
                      "2026-01-01T00:00:00+14:00", "2026-01-01T00:00:00-23:59", "1e9", "now"]),
     st.datetimes().map(lambda d: d.isoformat()),
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    edge_moments,
 )  # fmt: skip
 analytics_headers = st.dictionaries(
     st.sampled_from(["HTTP_AUTHORIZATION", "HTTP_METIS_API_VERSION"]),

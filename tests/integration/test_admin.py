@@ -39,9 +39,24 @@ def issue_in_admin(admin_client, **fields: object) -> tuple[str, str]:
     return page, tokens[0]
 
 
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
 def run_action(admin_client, action: str, *keys: GatewayKey):
+    """Choose the action in the key list, then say yes on its confirmation page."""
     data = {"action": action, "_selected_action": [k.pk for k in keys], "index": "0"}
-    return admin_client.post(KEYS, data, follow=True)
+    page = admin_client.post(KEYS, data, follow=True)
+    if "Yes, " not in page.content.decode():
+        return page  # refused before any confirmation
+    return confirm(admin_client, page, KEYS)
+
+
+def confirm(admin_client, page, url: str):
+    """Submit the confirmation page's form as a browser would: its hidden fields only."""
+    fields: dict[str, list[str]] = {}
+    for name, value in HIDDEN.findall(page.content.decode()):
+        fields.setdefault(name, []).append(value)
+    return admin_client.post(url, fields, follow=True)
 
 
 def test_issuing_a_key_shows_its_working_token_exactly_once(admin_client) -> None:

@@ -19,7 +19,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from identity.models import TeamMembership
+from identity.models import Quota, TeamMembership
 from tests.factories import make_key, make_team, make_user
 from tests.integration.analytics_seed import call_event, write
 
@@ -79,6 +79,7 @@ def seen(client, **headers) -> dict:
         "teams": {t["team"] for t in teams},
         "team_users": {u["user"] for t in teams for u in t["by_user"]},
         "activity": {(c["user"], c["team"]) for c in answers["activity"]["calls"]},
+        "labels": {label for k in answers["by_key"]["keys"] for label in k["labels"]},
     }
 
 
@@ -86,11 +87,11 @@ EVERYTHING = {
     "cost": Decimal("0.031"),
     "calls": 5,
     "keys": {"dana-laptop", "dave-laptop", "bob-laptop"},
-    "users": {"dana", "dave", "bob", "nightly-agent"},
+    "users": {"dana", "dave", "bob"},  # accounts: nightly-agent is a label on bob's key
     "teams": {"alpha", "beta"},
-    "team_users": {"dana", "dave", "bob", "nightly-agent"},
-    "activity": {("dana", "alpha"), ("dave", "alpha"), ("bob", "beta"),
-                 ("nightly-agent", "beta")},
+    "team_users": {"dana", "dave", "bob"},
+    "activity": {("dana", "alpha"), ("dave", "alpha"), ("bob", "beta")},
+    "labels": {"nightly-agent"},
 }  # fmt: skip
 
 
@@ -136,6 +137,7 @@ def test_a_budget_owner_sees_their_team_and_its_members_and_nothing_of_another(
         "teams": {"alpha"},
         "team_users": {"dana", "dave"},
         "activity": {("dana", "alpha"), ("dave", "alpha")},
+        "labels": set(),
     }
     # Asking for the other team by name shows nothing of it.
     response = client.get("/analytics/cost", {"window": "24h", "team": "beta"})
@@ -152,6 +154,7 @@ def test_a_developer_sees_only_their_own_calls(client, login_required, world):
         "teams": {"alpha"},
         "team_users": {"dana"},
         "activity": {("dana", "alpha")},
+        "labels": set(),
     }
     response = client.get("/analytics/cost", {"window": "24h", "user": "dave"})
     assert response.json()["totals"]["calls"] == 0
@@ -160,8 +163,25 @@ def test_a_developer_sees_only_their_own_calls(client, login_required, world):
 def test_a_developer_sees_their_keys_calls_under_any_user_label(client, login_required, world):
     client.force_login(world.users["bob"])
     view = seen(client)
-    assert view["users"] == {"bob", "nightly-agent"} and view["teams"] == {"beta"}
-    assert view["cost"] == Decimal("0.024")
+    assert view["users"] == {"bob"} and view["labels"] == {"nightly-agent"}
+    assert view["teams"] == {"beta"} and view["cost"] == Decimal("0.024")
+
+
+def test_a_label_naming_someone_never_moves_calls_into_their_view_or_budget(
+    client, login_required, world
+):
+    """Anyone can send any x-metis-user: bob's key calling as "dana" stays bob's."""
+    write([call_event(datetime.now(UTC) - timedelta(minutes=1), key=world.keys["bob"],
+                      user="dana", team="beta", cost="0.5")])  # fmt: skip
+    Quota.objects.create(user=world.users["dana"], period="day", hard_cap_usd=Decimal("1"))
+    client.force_login(world.users["dana"])
+    view = seen(client)
+    assert view["cost"] == Decimal("0.003") and view["calls"] == 2
+    (dana,) = fetch(client, "by_user")[1]["users"]
+    assert dana["quota"]["quotas"][0]["spent_usd"] == 0.003  # this period: her own calls
+    client.force_login(world.users["bob"])
+    bob = seen(client)
+    assert bob["cost"] == Decimal("0.524") and bob["labels"] == {"nightly-agent", "dana"}
 
 
 def test_a_gateway_token_as_bearer_sees_only_its_own_key(client, login_required, world):
@@ -174,6 +194,7 @@ def test_a_gateway_token_as_bearer_sees_only_its_own_key(client, login_required,
         "teams": {"alpha"},
         "team_users": {"dave"},
         "activity": {("dave", "alpha")},
+        "labels": set(),
     }
 
 

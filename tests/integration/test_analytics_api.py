@@ -16,6 +16,7 @@ from django.test import override_settings
 from analytics.aggregate import segments
 from analytics.models import Call, CallDay, CallHour
 from analytics.scope import GROUP_BY
+from tests.factories import make_key, make_user
 from tests.integration.analytics_seed import call_event, write
 
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -55,11 +56,13 @@ def test_real_calls_through_the_gateway_show_in_every_endpoint(gateway, token, a
     (key,) = api("by_key", window="1h")["keys"]
     assert (key["name"], key["user"], key["team"]) == ("alice-laptop", "alice", "eng")
     assert key["inbound_shapes"] == {"anthropic": 2, "openai": 1} and key["last_call_at"]
+    # x-metis-user: carol labels a call of alice's key: it stays alice's, shown as a label.
+    assert key["labels"] == {"carol": 1}
     users = {u["user"]: u["calls"] for u in api("by_user", window="1h")["users"]}
-    assert users == {"alice": 2, "carol": 1}
+    assert users == {"alice": 3}
     (team,) = api("by_team", window="1h")["teams"]
-    assert (team["team"], team["calls"], team["users"]) == ("eng", 3, 2)
-    assert team["by_user"][0]["user"] == "alice"
+    assert (team["team"], team["calls"], team["users"]) == ("eng", 3, 1)
+    assert [(u["user"], u["calls"]) for u in team["by_user"]] == [("alice", 3)]
     calls = api("activity", window="1h")["calls"]
     assert [c["id"] for c in calls] == [e["id"] for e in reversed(events)]
 
@@ -98,14 +101,20 @@ def test_from_and_to_are_half_open_and_exact_at_the_hour_edges(api):
     assert api("cost", **{"from": "2026-01-01", "to": "2026-01-01"})["totals"]["calls"] == 0
 
 
+def owned_keys(*owners: str) -> list[str]:
+    """One key per owner (a user made for it): the ids the events name."""
+    return [make_key(user=make_user(username=owner))[0].id for owner in owners]
+
+
 @pytest.mark.parametrize("group_by", GROUP_BY)
 def test_each_group_by_splits_the_totals(api, group_by):
+    k1, k2 = owned_keys("u1", "u2")
     rows = [
-        call_event(DAY + timedelta(hours=1), model="m1", key="gk_1", user="u1", team="t1",
+        call_event(DAY + timedelta(hours=1), model="m1", key=k1, user="u1", team="t1",
                    workspace="/w1", provider="anthropic", cost="0.5"),
-        call_event(DAY + timedelta(hours=2), model="m2", key="gk_2", user="u2", team="t2",
+        call_event(DAY + timedelta(hours=2), model="m2", key=k2, user="u2", team="t2",
                    workspace="/w2", provider="openai", cost="0.25"),
-        call_event(DAY + timedelta(days=1, hours=2), model="m2", key="gk_2", user="u2",
+        call_event(DAY + timedelta(days=1, hours=2), model="m2", key=k2, user="u2",
                    team="t2", workspace="/w2", provider="openai", cost="0.5"),
     ]  # fmt: skip
     write(rows)
@@ -121,14 +130,17 @@ def test_each_group_by_splits_the_totals(api, group_by):
 
 
 def test_each_filter_narrows_the_numbers(api):
+    k1, k2 = owned_keys("u1", "u2")
     write([
-        call_event(DAY, key="gk_1", user="u1", team="t1", workspace="/w1"),
-        call_event(DAY, key="gk_2", user="u2", team="t2", workspace="/w2"),
-        call_event(DAY, key="gk_2", user="u3", team="t2", workspace="/w3"),
+        call_event(DAY, key=k1, user="u1", team="t1", workspace="/w1"),
+        call_event(DAY, key=k2, user="u2", team="t2", workspace="/w2"),
+        call_event(DAY, key=k2, user="u3", team="t2", workspace="/w3"),  # x-metis-user: u3
     ])  # fmt: skip
     window = {"from": "2026-01-01", "to": "2026-01-02"}
-    cases = [("gateway_key", "gk_2", 2), ("user", "u1", 1), ("team", "t2", 2),
-             ("workspace", "/w3", 1), ("user", "nobody", 0)]  # fmt: skip
+    # user is the account (the keys it owns, whatever the label); label is x-metis-user.
+    cases = [("gateway_key", k2, 2), ("user", "u1", 1), ("user", "u2", 2), ("team", "t2", 2),
+             ("workspace", "/w3", 1), ("label", "u3", 1), ("user", "u3", 0),
+             ("user", "nobody", 0)]  # fmt: skip
     for name, value, calls in cases:
         result = api("cost", **window, **{name: value})
         assert result["totals"]["calls"] == calls
@@ -194,7 +206,9 @@ def test_activity_is_newest_first_and_paged(api):
     assert [p["next_page"] for p in pages] == [2, 3, None]
     ids = [c["id"] for p in pages for c in p["calls"]]
     assert ids == [e.id for e in reversed(events)]
-    assert pages[0]["calls"][0]["cost_usd"] == 0.001 and pages[0]["calls"][0]["user"] == "alice"
+    newest = pages[0]["calls"][0]
+    assert newest["cost_usd"] == 0.001
+    assert (newest["user"], newest["label"]) == (None, "alice")  # gk_a is no key: no owner
 
 
 def random_events(count: int, *, seed: int = 6) -> list:

@@ -10,10 +10,12 @@ import json
 import os
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from identity.models import Quota
 from tests.factories import make_key
 
 pytestmark = pytest.mark.claude_code
@@ -33,6 +35,15 @@ def claude() -> str:
 
 
 def run_claude(claude: str, gateway, token: str, prompt: str, tmp_path: Path, *flags: str) -> dict:
+    done = claude_process(claude, gateway, token, prompt, tmp_path, *flags)
+    sent = [(r["method"], r["path"], r.get("status")) for r in gateway.upstream_requests()]
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nupstream saw: {sent}"
+    return json.loads(done.stdout)
+
+
+def claude_process(
+    claude: str, gateway, token: str, prompt: str, tmp_path: Path, *flags: str
+) -> subprocess.CompletedProcess:
     home = tmp_path / "home"
     work = tmp_path / "work"
     home.mkdir(exist_ok=True)
@@ -47,13 +58,10 @@ def run_claude(claude: str, gateway, token: str, prompt: str, tmp_path: Path, *f
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_ERROR_REPORTING": "1",
     }
-    done = subprocess.run(
+    return subprocess.run(
         [claude, "-p", prompt, "--output-format", "json", "--max-turns", "4", *flags],
         env=env, cwd=work, capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip
-    sent = [(r["method"], r["path"], r.get("status")) for r in gateway.upstream_requests()]
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nupstream saw: {sent}"
-    return json.loads(done.stdout)
 
 
 def calls_of(gateway, key_id: str) -> list[dict]:
@@ -105,3 +113,16 @@ def test_claude_code_runs_a_tool_and_sends_its_result_back(claude, gateway, key,
         if block.get("type") == "tool_result"
     ]
     assert tool_results
+
+
+def test_claude_code_stops_at_once_on_a_spent_budget(claude, gateway, key, tmp_path):
+    # Before refusals carried x-should-retry: false, Claude Code retried this 10 times over
+    # about 150 s, printing nothing.
+    gateway_key, token = key
+    Quota.objects.create(key=gateway_key, period="day", hard_cap_usd=Decimal("0"))
+    done = claude_process(claude, gateway, token, "Say hello to Metis", tmp_path)
+    assert done.returncode != 0
+    assert f"key {gateway_key.id}'s daily hard cap of $0.00" in done.stdout
+    refused = [c for c in calls_of(gateway, gateway_key.id) if c["error_class"] == "QUOTA_EXCEEDED"]
+    assert len(refused) == 1
+    assert not [r for r in gateway.upstream_requests() if r["path"] == "/v1/messages"]

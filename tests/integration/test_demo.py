@@ -12,14 +12,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from metis_site.demo import MEMBERS, TEAMS
+from ulid import ULID
+
+from metis_site.demo import FINE_TUNED, MEMBERS, TEAMS
 
 REPO = Path(__file__).resolve().parents[2]
-CALLS = 40
+CALLS = 100  # enough to reach every weekday of the month the demo spreads them over
 
 
 def demo(home: Path) -> str:
@@ -69,7 +73,9 @@ def test_demo_fills_a_fresh_home_and_adds_as_many_calls_when_run_again(tmp_path)
     assert re.fullmatch(
         r"metis demo: gateway on http://127\.0\.0\.1:\d+, mock provider on .+", lines[1]
     )
-    sent = re.fullmatch(rf"metis demo: sent {CALLS} calls in \d+ s \((.+)\)", lines[2])
+    sent = re.fullmatch(
+        rf"metis demo: sent {CALLS} calls in \d+ s \((.+)\), over the past 30 days", lines[2]
+    )
     assert sent, lines[2]
     assert lines[3] == "open http://127.0.0.1:8421/dashboard/ (run: uv run metis serve)"
     # The printed statuses are the ones the gateway recorded; no call failed to arrive.
@@ -96,15 +102,20 @@ def test_demo_fills_a_fresh_home_and_adds_as_many_calls_when_run_again(tmp_path)
     assert len(live_keys) == len(MEMBERS) + 1  # one per user, plus the agent key
     assert count(home, "events", "type = 'llm.call_completed'") == CALLS
 
-    # Attributed and priced, so every dashboard panel has something to show.
+    # Attributed and priced (but for a fine-tuned model, which has no list price), so every
+    # dashboard panel has something to show.
     assert count(home, "analytics_call") == CALLS
-    assert count(home, "analytics_call", "cost_usd IS NULL") == 0
+    unpriced = count(home, "analytics_call", "cost_usd IS NULL")
+    assert 0 < unpriced == count(home, "analytics_call", f"model = '{FINE_TUNED}'")
     called = {key for (key,) in query(home, "SELECT DISTINCT gateway_key_id FROM analytics_call")}
     assert called <= live_keys
     by_team = Counter(dict(query(home, "SELECT team, COUNT(*) FROM analytics_call GROUP BY 1")))
     assert set(TEAMS) <= set(by_team)
     assert by_team.most_common(1)[0][0] == "eng"  # the Top team the demo is weighted for
     assert query(home, "SELECT SUM(calls) FROM analytics_callhour") == [(CALLS,)]
+    assert query(home, "SELECT SUM(calls) FROM analytics_callday") == [(CALLS,)]
+    first_run = set(query(home, "SELECT id, timestamp FROM analytics_call"))
+    assert_spread_over_the_past_month(home)
 
     demo(home)  # rerunnable: the same identities and keys (new tokens), N more calls
 
@@ -116,3 +127,30 @@ def test_demo_fills_a_fresh_home_and_adds_as_many_calls_when_run_again(tmp_path)
     assert count(home, "analytics_call") == 2 * CALLS
     assert count(home, "analytics_call", "status = 401") == 0  # the rotated tokens work
     assert query(home, "SELECT SUM(calls) FROM analytics_callhour") == [(2 * CALLS,)]
+    assert query(home, "SELECT SUM(calls) FROM analytics_callday") == [(2 * CALLS,)]
+    assert first_run <= set(query(home, "SELECT id, timestamp FROM analytics_call"))
+    assert_spread_over_the_past_month(home)
+
+
+def assert_spread_over_the_past_month(home: Path) -> None:
+    """Calls on at least 20 days of the past 30, none in the future; each event's ULID
+    and timestamp moved together, and a call's events stay together and in order."""
+    now_us = time.time_ns() // 1000
+    month_ago_us = now_us - int(timedelta(days=31).total_seconds() * 1e6)
+    events = query(home, "SELECT id, type, timestamp_us, payload_json FROM events ORDER BY id")
+    assert all(month_ago_us <= ts <= now_us for _, _, ts, _ in events)
+    assert all(ULID.from_str(i).milliseconds == ts // 1000 for i, _, ts, _ in events)
+    days = {
+        datetime.fromtimestamp(ts / 1e6, tz=UTC).date()
+        for _, kind, ts, _ in events
+        if kind == "llm.call_completed"
+    }
+    assert len(days) >= 20
+    by_call: dict[str, list[str]] = {}
+    for _, kind, _, payload in events:
+        by_call.setdefault(re.search(r'"request_id":"([^"]+)"', payload)[1], []).append(kind)
+    assert set(map(tuple, by_call.values())) == {
+        ("route.decided", "llm.call_completed", "turn.completed")
+    }
+    calls = query(home, "SELECT id, timestamp FROM analytics_call")
+    assert {i for i, _ in calls} == {i for i, kind, _, _ in events if kind == "llm.call_completed"}

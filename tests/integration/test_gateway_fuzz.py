@@ -4,11 +4,18 @@ clear error in the caller's own format, never a 500.
 Bodies start as valid calls (same shape and cross-shape) with one or two parts mutated into
 wrong types or values; raw bodies and headers are junk outright (the strategies are in
 fuzz_strategies.py). Runs are derandomized, so CI sees the same examples every time.
+METIS_FUZZ_EXAMPLES sets the examples per test (150 in the normal suite); a long run such as
+
+    METIS_FUZZ_EXAMPLES=3400 uv run pytest tests/integration/test_gateway_fuzz.py
+
+sends over 10,000 requests to each server.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from typing import Any
 
 import httpx
@@ -25,14 +32,16 @@ from tests.integration.fuzz_strategies import (
     USE_A_TOOL,
     analytics_headers,
     changes,
+    edge_moments,
     header_values,
     param_values,
     prompts,
     raw_bodies,
+    with_deep_json,
 )
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=int(os.environ.get("METIS_FUZZ_EXAMPLES") or 150),
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -50,7 +59,7 @@ def mutated(body: dict[str, Any], changes: list[tuple[str, Any]]) -> bytes:
         body.pop(field, None)
         if value is not None:
             body[field] = value
-    raw = json.dumps(body).encode()  # not orjson: it refuses integers beyond 64 bits
+    raw = with_deep_json(json.dumps(body)).encode()  # not orjson: no ints beyond 64 bits
     assume(b"[[fault" not in raw)  # the mock's fault directives ask for 5xx on purpose
     return raw
 
@@ -58,8 +67,11 @@ def mutated(body: dict[str, Any], changes: list[tuple[str, Any]]) -> bytes:
 def check(response: httpx.Response, anthropic_shape: bool) -> None:
     """The property: no 5xx, and an error is JSON in the caller's shape with a message."""
     assert response.status_code < 500, response.text
-    if response.status_code < 400:
-        return
+    if response.status_code >= 400:
+        check_shape(response, anthropic_shape)
+
+
+def check_shape(response: httpx.Response, anthropic_shape: bool) -> None:
     body = response.json()
     if anthropic_shape:
         assert body["type"] == "error" and isinstance(body["error"]["type"], str), body
@@ -112,6 +124,31 @@ def test_junk_bytes_and_odd_headers_never_get_a_500(session, path, raw, headers)
     check(response, anthropic_shape=path != "/v1/chat/completions")
 
 
+FAULTS = ("cut:0", "cut:1", "cut:2", "cut:5", "400", "404", "413", "500*1", "529*1", "slow:0.01")
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(["/v1/messages", "/v1/chat/completions"]),
+    model=st.sampled_from(["haiku", "claude-haiku-4-5", "gpt-5-mini"]),
+    stream=st.booleans(),
+    fault=st.sampled_from(FAULTS),
+)
+def test_a_provider_fault_is_answered_in_the_callers_shape(session, path, model, stream, fault):
+    """Whatever the provider does, the client gets its answer or JSON in its own shape."""
+    prompt = [{"role": "user", "content": f"Say hello [[fault:{fault} id={uuid.uuid4()}]]"}]
+    body = {"model": model, "max_tokens": 32, "messages": prompt, "stream": stream}
+    response = session.post(path, json=body)
+    if stream and response.status_code == 200:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return
+    assert response.headers["content-type"] == "application/json", response.text
+    if response.status_code >= 400:
+        check_shape(response, anthropic_shape=path == "/v1/messages")
+    # A cut answer is the gateway's 502; the provider's 500 once is retried away.
+    assert response.status_code != 500, response.text
+
+
 def junk_tool_result(content: Any) -> list[dict[str, Any]]:
     result = {"type": "tool_result", "tool_use_id": "t", "is_error": True, "content": content}
     return [{"role": "user", "content": [result]}]
@@ -156,6 +193,10 @@ def test_a_model_with_control_characters_gets_400_naming_model(session):
 # ---- the analytics API -------------------------------------------------------------------
 
 
+PAGES = ("/dashboard/", "/dashboard/?tab=activity", "/dashboard/export/models.csv",
+         "/dashboard/export/activity.csv")  # fmt: skip
+
+
 @pytest.fixture
 def analytics(client, settings, db):
     settings.METIS_LOCAL_MODE = True  # set once: each assignment stacks a settings override
@@ -180,6 +221,30 @@ def test_analytics_parameters_never_get_a_500(analytics, endpoint, params, heade
         # Named: the bad parameter, or the one it needs (`to` alone asks for `from`).
         named = {str(part) for error in response.json()["detail"] for part in error["loc"]}
         assert named & set(PARAMS), response.content
+
+
+@FUZZ
+@given(
+    page=st.sampled_from([*PAGES, "/dashboard/export/keys.csv"]),
+    tab=st.sampled_from(["cost", "activity", "identity"]),
+    params=st.dictionaries(st.sampled_from(["window", "from", "to", "page", "team", "user"]),
+                           param_values | edge_moments, max_size=3),
+)  # fmt: skip
+def test_dashboard_parameters_never_get_a_500(analytics, page, tab, params):
+    response = analytics.get(page, {"tab": tab, **params})
+    assert response.status_code in (200, 400), response.content
+
+
+@FUZZ
+@given(
+    url=st.sampled_from([*(f"/analytics/{e}" for e in ENDPOINTS), *PAGES]),
+    start=st.none() | edge_moments,
+    end=st.none() | edge_moments | param_values,
+)
+def test_windows_at_the_ends_of_time_never_get_a_500(analytics, url, start, end):
+    params = {name: value for name, value in (("from", start), ("to", end)) if value}
+    response = analytics.get(url, params)
+    assert response.status_code in (200, 400, 422), response.content
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

@@ -232,7 +232,9 @@ def test_teams_and_users_carry_their_quota_status_in_the_api_and_the_dashboard(
     (alice,) = [u for u in client.get("/analytics/by_user").json()["users"] if u["user"] == "alice"]
     assert alice["quota"]["state"] == "hard"
     page = client.get("/dashboard/?tab=identity").content.decode()
-    assert "over soft cap · $0.03 of $1.00 month" in page
+    eng_row = page[page.index('data-team="eng"') :]
+    eng_row = eng_row[: eng_row.index("</tr>")]
+    assert "3 %" in eng_row and "$1.00 month · hard" in eng_row and "past the soft cap" in eng_row
     assert "quota-hard" in page
 
 

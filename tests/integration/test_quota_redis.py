@@ -99,8 +99,17 @@ def test_with_redis_down_budgets_fail_closed_by_default_and_open_when_asked(
     team_cap(Decimal("100"))
     closed = call(gateway, token)
     assert closed.status_code == 503
-    assert "shared budget store is unreachable" in closed.json()["error"]["message"]
+    assert "budget store (Redis) is not answering" in closed.json()["error"]["message"]
     assert "REDIS UNAVAILABLE" in caplog.text
+    openai_shape = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {token}"},
+        json={"model": "haiku", "max_tokens": 16, "messages": [{"role": "user", "content": "x"}]},
+    )
+    error = openai_shape.json()["error"]
+    assert openai_shape.status_code == 503
+    assert error["code"] == "budget_store_unavailable"
+    assert "METIS_REDIS_FAILURE=closed" in error["message"]
     settings.METIS_REDIS_FAILURE = "open"
     assert call(gateway, token).status_code == 200
     shared_ledger.reset()
@@ -199,3 +208,18 @@ def test_a_revocation_in_another_process_reaches_the_gateway_at_once(
     while (status := call(gateway, token).status_code) == 200 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert status == 401
+
+
+def test_a_spent_budget_in_redis_refuses_even_a_call_that_costs_nothing(
+    gateway, token, shared_budgets
+):
+    team_cap(Decimal("0"))
+    counted = httpx.post(
+        f"{gateway.url}/v1/messages/count_tokens",
+        headers={"x-api-key": token, "anthropic-version": "2023-06-01"},
+        json={"model": "haiku", "messages": [{"role": "user", "content": "Say hello"}]},
+    )
+    assert counted.status_code == 429
+    assert counted.headers["x-should-retry"] == "false"
+    assert "hard cap of $0.00" in counted.json()["error"]["message"]
+    assert gateway.upstream_requests() == []

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from analytics.budgets import EPOCH, period_bounds
+from analytics.periods import EPOCH, period_bounds
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -1,0 +1,71 @@
+"""How long the dashboard's pages take on the server over the analytics bench database.
+
+    uv run python bench/dashboard_bench.py --home DIR [--runs 5] [--as USERNAME]
+
+DIR is a METIS_HOME filled by `bench/analytics_bench.py --home DIR` (1,000,000 calls over
+30 days). Renders each tab in-process (Django's test client, local mode) and prints the
+p50 of several runs: server time only, no network and no browser. With --as, the pages
+are rendered for that (existing) user, signed in, instead of local mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAGES = [
+    "/dashboard/",
+    "/dashboard/?window=24h",
+    "/dashboard/?window=7d",
+    "/dashboard/?window=30d",
+    "/dashboard/?tab=identity",
+    "/dashboard/?tab=identity&window=30d",
+    "/dashboard/?tab=activity",
+    "/dashboard/?tab=activity&window=30d",
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--as", dest="username", help="render for this user, signed in")
+    args = parser.parse_args()
+    if not (args.home / "metis.db").exists():
+        print(f"{args.home} has no metis.db: fill it with bench/analytics_bench.py --home")
+        return 2
+    os.environ.update(METIS_HOME=str(args.home), METIS_LOCAL_MODE="" if args.username else "1")
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.setdefault("METIS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
+    import django
+
+    django.setup()
+    from django.test import Client
+
+    client = Client(SERVER_NAME="127.0.0.1")
+    if args.username:
+        from identity.models import User
+
+        client.force_login(User.objects.get(username=args.username))
+    print(f"p50 of {args.runs} runs per page, server time:")
+    for url in PAGES:
+        timings = []
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            response = client.get(url)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, (url, response.status_code)
+        print(f"  {statistics.median(timings):8.1f} ms  {url}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
