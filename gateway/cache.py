@@ -6,17 +6,29 @@ time: when an entry expires under load, one query refreshes it and the other
 requests for it wait for that same result. A change saved anywhere also drops
 every cache at once (gateway/invalidation.py); the lifetime is the bound only
 when that message cannot arrive.
+
+When the database is away (a PostgreSQL restart), a value that was loaded before
+is kept and tried again after another lifetime: cached keys keep authenticating;
+one never loaded gets a 503 in the caller's shape.
+The loading thread's connection is closed once it has failed, so the next load
+connects afresh (the gateway has no per-request hook that would do it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError, InterfaceError, connections
+
+from gateway.errors import GatewayError
+
+logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -34,7 +46,7 @@ def forget_everything() -> None:
 class LoadCache(Generic[K, V]):
     def __init__(self, load: Callable[[K], V], *, max_entries: int = 10_000) -> None:
         _every_cache.append(self)
-        self._load = sync_to_async(load, thread_sensitive=False)
+        self._load = sync_to_async(with_fresh_connections(load), thread_sensitive=False)
         self._max_entries = max_entries
         self._values: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Future[V]] = {}
@@ -50,7 +62,15 @@ class LoadCache(Generic[K, V]):
         return await asyncio.shield(pending)
 
     async def _refresh(self, key: K) -> V:
-        value = await self._load(key)
+        try:
+            value = await self._load(key)
+        except (DatabaseError, InterfaceError) as exc:
+            complain(exc)
+            cached = self._values.get(key)
+            if cached is None:
+                raise unavailable() from None
+            self._values[key] = (time.monotonic(), cached[1])
+            return cached[1]
         if len(self._values) >= self._max_entries:  # unknown tokens are cached too: stay bounded
             self._values.clear()
         self._values[key] = (time.monotonic(), value)
@@ -64,3 +84,44 @@ class LoadCache(Generic[K, V]):
     def clear(self) -> None:
         self._values.clear()
         self._loading.clear()
+
+
+def with_fresh_connections(load: Callable[[K], V]) -> Callable[[K], V]:
+    def run(key: K) -> V:
+        close_broken_connections()  # left broken by an earlier query on this thread
+        try:
+            return load(key)
+        except (DatabaseError, InterfaceError):
+            close_broken_connections()
+            raise
+
+    return run
+
+
+def close_broken_connections() -> None:
+    for connection in connections.all(initialized_only=True):
+        try:
+            connection.close_if_unusable_or_obsolete()
+        except (DatabaseError, InterfaceError):
+            connection.close()
+
+
+def unavailable() -> GatewayError:
+    return GatewayError(
+        503,
+        "Metis cannot reach its database right now and has not loaded this key or route "
+        "before; try again shortly.",
+        error_class="DATABASE_UNAVAILABLE",
+        code="database_unavailable",
+        headers={"retry-after": "2"},
+    )
+
+
+_last_complaint = 0.0
+
+
+def complain(exc: Exception) -> None:
+    global _last_complaint
+    if time.monotonic() - _last_complaint > 10:
+        _last_complaint = time.monotonic()
+        logger.error("DATABASE UNAVAILABLE (%s): serving keys and routes as last loaded", exc)

@@ -2,13 +2,17 @@
 
 `record()` is the only way a call's events are made: it prices the usage at
 record time (history keeps the price it was charged), updates the metrics and
-hands `route.decided`, `llm.call_completed` and `turn.completed` to the writer.
+hands `route.decided`, `llm.call_completed` and `turn.completed` to the writer,
+through the journal (gateway/journal.py): `start()` and `progress()` note a call
+there while it is in flight, so a crash leaves a record the next start turns
+into events (gateway/recovery.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -19,7 +23,8 @@ from analytics.usage import Usage
 from gateway import metrics, quota, routing
 from gateway.auth import Caller
 from gateway.errors import Shape
-from gateway.events import make_event, writer
+from gateway.events import PendingEvent, make_event
+from gateway.journal import journal
 from gateway.quota import Reservation
 from gateway.routing import Route, price_overrides
 
@@ -45,6 +50,7 @@ class Call:
     cost_usd: Decimal | None = None
     price_source: str | None = None
     reservation: Reservation | None = None  # what quota.check() holds for this call
+    noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
 
     @property
@@ -65,15 +71,62 @@ class Call:
 
 
 def price(call: Call) -> None:
-    exact, prefixed = price_overrides()
-    model = call.route.model
-    found = exact.get(model) or pricing.find_price(
-        call.route.upstream.price_provider, model, prefixed
+    call.cost_usd, call.price_source = price_of(
+        call.route.upstream.price_provider, call.route.model, call.usage
     )
+
+
+def price_of(price_provider: str, model: str, usage: Usage) -> tuple[Decimal | None, str | None]:
+    """(cost, price source), or (None, None) for an unpriced model."""
+    exact, prefixed = price_overrides()
+    found = exact.get(model) or pricing.find_price(price_provider, model, prefixed)
     if found is None:
-        call.cost_usd, call.price_source = None, None
-    else:
-        call.cost_usd, call.price_source = pricing.cost_usd(found, call.usage), found.source
+        return None, None
+    return pricing.cost_usd(found, usage), found.source
+
+
+def start(call: Call, body_bytes: int) -> None:
+    """Journal the call as it goes upstream. Never raises."""
+    try:
+        journal.started(call.request_id, {
+            "k": "s", "id": call.request_id, "at": time.time_ns() // 1000, "bytes": body_bytes,
+            "price_provider": call.route.upstream.price_provider, "call": described(call),
+            "hold": hold_of(call.reservation),
+        })  # fmt: skip
+    except Exception:
+        logger.exception("could not journal call %s", call.request_id)
+
+
+def progress(call: Call, usage: Usage | None, text_chars: int) -> None:
+    """Journal a stream's status (`usage` None: before its status line goes out), its
+    usage whenever that changes, and the text relayed so far once a second."""
+    noted, at = call.noted
+    now = time.perf_counter()
+    unchanged = usage is noted or (
+        noted is None and not (usage.input_tokens or usage.output_tokens)
+    )
+    if usage is not None and now - at < 1.0 and unchanged:
+        return
+    call.noted = (usage, now)
+    usage = usage or Usage()
+    try:
+        journal.progress(call.request_id, {
+            "k": "u", "id": call.request_id, "at": time.time_ns() // 1000,
+            "ms": call.latency_ms, "ttft": call.ttft_ms, "status": call.status,
+            "chars": text_chars,
+            "usage": [usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+                      usage.cache_write_tokens, usage.cache_write_1h_tokens,
+                      usage.reasoning_tokens],
+        })  # fmt: skip
+    except Exception:
+        logger.exception("could not journal call %s", call.request_id)
+
+
+def hold_of(held: Reservation | None) -> dict | None:
+    if held is None:
+        return None
+    slots = [[rule.scope, rule.scope_id, start.isoformat()] for rule, start in held.capped]
+    return {"shared": held.shared, "amount": str(held.amount), "slots": slots}
 
 
 def record(call: Call) -> None:
@@ -84,14 +137,20 @@ def record(call: Call) -> None:
         call.finished = call.finished or time.perf_counter()
         price(call)  # cancelled calls are billed too; a refused one costs $0 (null if unpriced)
         quota.settle(call)
-        writer.submit(events_of(call))
+        journal.finished(call.request_id, events_of(call))
         observe(call)
     except Exception:
         logger.exception("could not record call %s", call.request_id)
 
 
-def identity_of(call: Call) -> dict:
-    """Who made the call and what it asked for: the fields every event of a call carries."""
+COMMON = (
+    "request_id", "gateway_key_id", "user", "team", "workspace", "inbound_shape", "provider",
+    "model", "requested_model",
+)  # fmt: skip
+
+
+def described(call: Call) -> dict:
+    """What the events say of the call that is known when it goes upstream."""
     key, route = call.caller.key, call.route
     return {
         "request_id": call.request_id,
@@ -103,18 +162,59 @@ def identity_of(call: Call) -> dict:
         "provider": route.upstream.name,
         "model": route.model,
         "requested_model": route.requested_model,
-    }
-
-
-def events_of(call: Call) -> list:
-    key, route, usage = call.caller.key, call.route, call.usage
-    common = identity_of(call)
-    cost = orjson.Fragment(format(call.cost_usd, "f")) if call.cost_usd is not None else None
-    completed = {
-        **common,
         "key_name": key.name,
         "key_owner": key.user,
         "stream": call.stream,
+        "decided_by": route.decided_by,
+    }
+
+
+def identity_of(call: Call) -> dict:
+    """Who made the call and what it asked for: the fields every event of a call carries."""
+    described_ = described(call)
+    return {name: described_[name] for name in COMMON}
+
+
+def events_of(call: Call) -> list[PendingEvent]:
+    return events_from(
+        described(call),
+        usage=call.usage,
+        cost_usd=call.cost_usd,
+        price_source=call.price_source,
+        latency_ms=call.latency_ms,
+        ttft_ms=call.ttft_ms,
+        overhead_ms=call.overhead_ms,
+        status=call.status,
+        error_class=call.error_class,
+        retries=call.retries,
+        upstream_request_id=call.upstream_request_id,
+    )
+
+
+def events_from(
+    call: dict,
+    *,
+    usage: Usage,
+    cost_usd: Decimal | None,
+    price_source: str | None,
+    latency_ms: float,
+    ttft_ms: float | None,
+    overhead_ms: float,
+    status: int,
+    error_class: str | None,
+    retries: int,
+    upstream_request_id: str | None,
+    make: Callable[..., PendingEvent] = make_event,
+) -> list[PendingEvent]:
+    """The call's three events, from `described()` and its outcome (gateway/recovery.py
+    makes them for calls a crash cut short, with ids of its own `make`)."""
+    common = {name: call[name] for name in COMMON}
+    cost = orjson.Fragment(format(cost_usd, "f")) if cost_usd is not None else None
+    completed = {
+        **common,
+        "key_name": call["key_name"],
+        "key_owner": call["key_owner"],
+        "stream": call["stream"],
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
@@ -123,27 +223,28 @@ def events_of(call: Call) -> list:
         "reasoning_tokens": usage.reasoning_tokens,
         "usage_estimated": usage.estimated,
         "cost_usd": cost,
-        "price_source": call.price_source,
-        "latency_ms": call.latency_ms,
-        "ttft_ms": call.ttft_ms,
-        "overhead_ms": call.overhead_ms,
-        "status": call.status,
-        "error_class": call.error_class,
-        "retries": call.retries,
-        "upstream_request_id": call.upstream_request_id,
+        "price_source": price_source,
+        "latency_ms": latency_ms,
+        "ttft_ms": ttft_ms,
+        "overhead_ms": overhead_ms,
+        "status": status,
+        "error_class": error_class,
+        "retries": retries,
+        "upstream_request_id": upstream_request_id,
     }
-    decided = {**common, "decided_by": route.decided_by}
+    decided = {**common, "decided_by": call["decided_by"]}
     turn = {
         **common,
-        "status": call.status,
-        "error_class": call.error_class,
+        "status": status,
+        "error_class": error_class,
         "cost_usd": cost,
-        "latency_ms": call.latency_ms,
+        "latency_ms": latency_ms,
     }
+    key_id = common["gateway_key_id"]
     return [
-        make_event("route.decided", decided, gateway_key_id=key.id),
-        make_event("llm.call_completed", completed, gateway_key_id=key.id),
-        make_event("turn.completed", turn, gateway_key_id=key.id),
+        make("route.decided", decided, gateway_key_id=key_id),
+        make("llm.call_completed", completed, gateway_key_id=key_id),
+        make("turn.completed", turn, gateway_key_id=key_id),
     ]
 
 

@@ -13,6 +13,7 @@ the events after it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import random
 import threading
@@ -29,6 +30,7 @@ from django.db import (
     DatabaseError,
     DataError,
     IntegrityError,
+    InterfaceError,
     close_old_connections,
     connection,
     transaction,
@@ -99,15 +101,27 @@ class EventWriter:
         self._thread: threading.Thread | None = None
         self._inflight: list[PendingEvent] = []  # the batch the thread is trying to insert
         self.written = 0
+        # Positions in the FIFO queue: every event up to `committed` is in the database,
+        # spooled or set aside (gateway/journal.py deletes its files by this).
+        self._submitted = 0
+        self._taken = 0
+        self._done: dict[int, int] = {}  # first position of a finished batch -> its last
+        self.committed = 0
+        self._spooled: list[tuple[int, Path]] = []  # spool files loaded, until committed
 
-    def submit(self, events: Iterable[PendingEvent]) -> None:
+    def submit(self, events: Iterable[PendingEvent]) -> int:
+        """Queue the events; returns the position the writer must reach to have them all."""
         with self._cv:
+            before = len(self._queue)
             self._queue.extend(events)
+            self._submitted += len(self._queue) - before
             if self._thread is None and not self._closed:
                 self._start()
+            position = self._submitted
             self._cv.notify()
         if self._closed:  # late events after shutdown began: write them ourselves
             self._drain()
+        return position
 
     def _start(self) -> None:
         self._load_spool()
@@ -134,11 +148,15 @@ class EventWriter:
                 batch = [
                     self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))
                 ]
+                first = self._taken + 1
+                self._taken += len(batch)
                 self._busy = True
                 if threading.current_thread() is self._thread:
                     self._inflight = batch
             try:
                 self._insert(batch, give_up_after=give_up_after)
+                with self._cv:
+                    self._finished(first, first + len(batch) - 1)
             finally:
                 with self._cv:
                     self._busy = False
@@ -159,20 +177,30 @@ class EventWriter:
             except REFUSED as exc:
                 self._isolate(batch, exc, give_up_after=give_up_after)
                 return
-            except DatabaseError as exc:
+            except (DatabaseError, InterfaceError) as exc:
+                # The database's state, not the content: locked, restarting, connection lost
+                # (InterfaceError is "connection already closed"). Retried until it is back.
                 attempt += 1
                 if give_up_after is not None and time.monotonic() - started > give_up_after:
                     spool(batch)
                     return
                 log = logger.warning if attempt < 5 else logger.error
                 log("event write failed (attempt %d, %d events held): %s", attempt, len(batch), exc)
-                close_old_connections()
-                connection.close()
+                with contextlib.suppress(DatabaseError, InterfaceError):
+                    close_old_connections()
+                    connection.close()  # the next attempt connects afresh
                 time.sleep(min(0.05 * 2**attempt, 2.0))
             except Exception as exc:  # a bug in building the rows must not kill the thread
                 logger.exception("event write failed on its content")
                 self._isolate(batch, exc, give_up_after=give_up_after)
                 return
+
+    def _finished(self, first: int, last: int) -> None:
+        self._done[first] = last
+        while self.committed + 1 in self._done:
+            self.committed = self._done.pop(self.committed + 1)
+        while self._spooled and self._spooled[0][0] <= self.committed:
+            self._spooled.pop(0)[1].unlink(missing_ok=True)
 
     def _isolate(
         self, batch: list[PendingEvent], exc: BaseException, *, give_up_after: float | None
@@ -215,11 +243,21 @@ class EventWriter:
         self._drain(give_up_after=settings.METIS_EVENT_SHUTDOWN_SECONDS)
 
     def _load_spool(self) -> None:
+        """Queue the spooled events first; each file is deleted once its events are in
+        (a crash before that loads it again: ids make that harmless)."""
+        loaded: list[tuple[list[PendingEvent], Path]] = []
         for path in sorted(spool_dir().glob("events-*.jsonl")):
             rows = [PendingEvent(**orjson.loads(line)) for line in path.read_bytes().splitlines()]
-            self._queue.extendleft(reversed(rows))
-            path.unlink()
+            loaded.append((rows, path))
             logger.warning("loaded %d spooled events from %s", len(rows), path)
+        # Ahead of the events already queued, which move back by as many positions.
+        for rows, _ in reversed(loaded):
+            self._queue.extendleft(reversed(rows))
+        position = self._taken
+        for rows, path in loaded:
+            position += len(rows)
+            self._spooled.append((position, path))
+        self._submitted += position - self._taken
 
 
 def insert_events(batch: list[PendingEvent]) -> None:

@@ -70,6 +70,7 @@ async def send(
     try:
         call.reservation = await quota.check(call, body, len(upstream_request.body))
         call.sent_body = body
+        calls.start(call, len(upstream_request.body))  # a crash from here on is recorded
         call.upstream_started = time.perf_counter()
         response, call.retries = await upstream.send(
             upstream_request, provider=call.route.upstream.name
@@ -216,6 +217,7 @@ async def respond(
 def streaming_response(
     response: aiohttp.ClientResponse, call: Call, events: EventRelay
 ) -> StreamingHttpResponse:
+    calls.progress(call, None, 0)  # the status line goes out before the first byte: journal it
     return StreamingHttpResponse(
         relay(response, call, events),
         status=200,
@@ -236,6 +238,7 @@ async def relay(
             for event in parser.feed(chunk):
                 seen.read(event)
                 out.extend(events.feed(event))
+            calls.progress(call, seen.usage, seen.text_chars)  # before the client sees it
             if out:
                 yield b"".join(out)
         tail = []

@@ -2,15 +2,17 @@
 
 The gateway also answers ASGI lifespan: on startup it loads what every request
 will need and freezes it out of the garbage collector's sight (`settle()`), and
-listens for published changes (gateway/invalidation.py); on shutdown (SIGTERM / Ctrl-C, after
-uvicorn has drained in-flight requests) it closes the upstream pools and writes
-every queued event before the process exits.
+listens for published changes (gateway/invalidation.py), after recovering the calls
+of gateways that died without shutting down (gateway/recovery.py); on shutdown
+(SIGTERM / Ctrl-C, after uvicorn has drained in-flight requests) it closes the
+upstream pools and writes every queued event before the process exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 
 import django
@@ -48,6 +50,7 @@ async def application(scope, receive, send) -> None:
             from gateway import invalidation
 
             settle()
+            await recover()
             listening = asyncio.ensure_future(invalidation.listen())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
@@ -73,11 +76,22 @@ def settle() -> None:
     gc.freeze()
 
 
+async def recover() -> None:
+    """Turn the journals of gateways that died (kill -9) into events before serving."""
+    from gateway import recovery
+
+    try:
+        await recovery.at_start()
+    except Exception:  # serve all the same: the journals stay for the next start
+        logging.getLogger(__name__).exception("could not recover the calls of a dead gateway")
+
+
 async def shutdown() -> None:
     from asgiref.sync import sync_to_async
 
     from gateway import upstream
-    from gateway.events import writer
+    from gateway.journal import journal
 
     await upstream.close_sessions()
-    await sync_to_async(writer.close, thread_sensitive=False)()
+    # Writes every queued event, then deletes the journal the events no longer need.
+    await sync_to_async(journal.close, thread_sensitive=False)()

@@ -124,6 +124,7 @@ def test_no_accepted_event_is_lost_when_the_gateway_is_stopped(tmp_path, stop):
     assert counts["llm.call_completed"] == REQUESTS
     assert counts["route.decided"] == counts["turn.completed"] == REQUESTS
     assert not list((tmp_path / "spool").glob("*.jsonl"))
+    assert not list((tmp_path / "journal").iterdir()), "a clean stop leaves no call journal"
 
 
 def events(count: int, tag: str) -> list:
