@@ -26,7 +26,7 @@ from gateway.errors import Shape
 from gateway.events import PendingEvent, make_event
 from gateway.journal import journal
 from gateway.quota import Reservation
-from gateway.routing import Route, price_overrides
+from gateway.routing import Route
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,7 @@ def price(call: Call) -> None:
 
 def price_of(price_provider: str, model: str, usage: Usage) -> tuple[Decimal | None, str | None]:
     """(cost, price source), or (None, None) for an unpriced model."""
-    exact, prefixed = price_overrides()
-    found = exact.get(model) or pricing.find_price(price_provider, model, prefixed)
+    found = routing.price(price_provider, model)
     if found is None:
         return None, None
     return pricing.cost_usd(found, usage), found.source

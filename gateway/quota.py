@@ -35,7 +35,7 @@ from django.utils import timezone
 from analytics import budgets, pricing
 from analytics.budgets import period_bounds
 from analytics.usage import Usage
-from gateway import alerts, shared_ledger
+from gateway import alerts, routing, shared_ledger
 from gateway.cache import LoadCache
 from gateway.errors import GatewayError
 from identity.models import GatewayKey, Quota
@@ -148,8 +148,9 @@ async def _load_spend(rule: Rule, start: datetime, slot: tuple[str, str, datetim
 
 def worst_case_cost(call: Call, body: dict[str, Any], body_bytes: int) -> Decimal:
     """What the call could cost at most: every byte of the body as an input token (a
-    generous bound) and its whole output allowance. Unpriced models: 0."""
-    price = pricing.find_price(call.route.upstream.price_provider, call.route.model)
+    generous bound) and its whole output allowance, at the price the call will be charged
+    (operator overrides included). Unpriced models: 0."""
+    price = routing.price(call.route.upstream.price_provider, call.route.model)
     if price is None:
         return Decimal(0)
     output = body.get("max_tokens") or body.get("max_completion_tokens")

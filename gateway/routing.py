@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from django.conf import settings
 
+from analytics import pricing
 from analytics.pricing import Price
 from gateway.auth import Caller
 from gateway.cache import LoadCache
@@ -127,6 +128,14 @@ def price_overrides() -> tuple[dict[str, Price], dict[str, Price]]:
     """The operator's prices from the last loaded catalog: (exact ids, id prefixes)."""
     loaded = _catalog.peek(None)
     return (loaded.prices_exact, loaded.prices_prefix) if loaded else ({}, {})
+
+
+def price(price_provider: str, model: str) -> Price | None:
+    """The one price lookup, for pricing a call and for reserving its worst case alike:
+    the operator's overrides (exact id, then longest prefix) before the bundled table.
+    None for an unpriced model."""
+    exact, prefixed = price_overrides()
+    return exact.get(model) or pricing.find_price(price_provider, model, prefixed)
 
 
 def webhook_urls() -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from analytics import pricing
 from analytics.usage import Usage
 from gateway import quota, routing
 from gateway.events import PendingEvent, writer
-from gateway.models import BudgetWebhook
+from gateway.models import BudgetWebhook, PriceOverride
 from identity.models import GatewayKey, Quota, Team, TeamMembership, User
 from tests.calls import record_calls
 
@@ -71,6 +71,26 @@ def test_a_call_that_would_pass_the_hard_cap_is_refused_in_the_callers_shape(gat
     assert [e["error_class"] for e in events] == ["QUOTA_EXCEEDED", "QUOTA_EXCEEDED"]
     assert all(e["status"] == 429 and e["cost_usd"] == 0 for e in events)
     assert gateway.upstream_requests() == []  # nothing reached the provider
+
+
+def test_a_model_priced_only_by_an_override_reserves_its_worst_case_at_that_price(gateway, token):
+    # Not in the bundled table: without the override's price the reservation would be $0.
+    PriceOverride.objects.create(
+        model="claude-unreleased-9", input_per_mtok=Decimal("3"), output_per_mtok=Decimal("15")
+    )
+    routing.forget_catalog()
+    body = {**BODY, "model": "claude-unreleased-9", "max_tokens": 1000}
+    raw = orjson.dumps(body)
+    worst = pricing.cost_usd(
+        pricing.Price(input=Decimal("3"), output=Decimal("15")),
+        Usage(input_tokens=len(raw), output_tokens=1000),
+    )
+    team_quota(period="month", hard_cap_usd=(worst / 2).quantize(Decimal("1e-6")))
+    headers = {"x-api-key": token, "anthropic-version": "2023-06-01"}
+    refused = httpx.post(f"{gateway.url}/v1/messages", headers=headers, content=raw)
+    assert refused.status_code == 429
+    assert "team eng's monthly hard cap" in refused.json()["error"]["message"]
+    assert gateway.upstream_requests() == []  # refused up front, not after the spend
 
 
 def test_200_concurrent_calls_never_spend_past_a_hard_cap_with_room_for_10(gateway, token):
