@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics import versioning
-from gateway import auth, counting, metrics, routing
-from gateway.errors import GatewayError, Shape
+from gateway import auth, counting, metrics, routing, shapes
+from gateway.errors import GatewayError
 from gateway.proxy import forward
+from gateway.shapes import SHAPES, Shape
 
 api = NinjaAPI(
     title="Metis gateway",
@@ -22,18 +21,9 @@ api = NinjaAPI(
 )
 
 
-# The endpoints that take a body: the handler authenticates them from the headers before it
-# reads a byte of it (gateway/handler.py); every other request's body is never read.
-BODY_ENDPOINTS = {
-    "/v1/messages": Shape.ANTHROPIC,
-    "/v1/messages/count_tokens": Shape.ANTHROPIC,
-    "/v1/chat/completions": Shape.OPENAI,
-}
-
-
 @api.exception_handler(GatewayError)
 def gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
-    return exc.render(getattr(request, "metis_shape", Shape.ANTHROPIC))
+    return shapes.render(exc, getattr(request, "metis_shape", Shape.ANTHROPIC))
 
 
 @api.exception_handler(versioning.UnsupportedVersion)
@@ -63,7 +53,7 @@ async def models(request: HttpRequest) -> HttpResponse:
     request.metis_shape = shape = shape_by_headers(request)
     caller = await auth.authenticate(request.headers)
     listed = await routing.available_models(caller)
-    return JsonResponse(routing.models_page(listed, shape))
+    return JsonResponse(SHAPES[shape].models_page(listed))
 
 
 @api.get("/v1/models/{path:model_id}")
@@ -72,22 +62,12 @@ async def model(request: HttpRequest, model_id: str) -> HttpResponse:
     caller = await auth.authenticate(request.headers)
     for entry in await routing.available_models(caller):
         if entry.id == model_id:
-            return JsonResponse(routing.model_object(entry, shape))
+            return JsonResponse(SHAPES[shape].model_object(entry))
     raise GatewayError(404, f"Model {model_id!r} is not available to this key.", param="model")
 
 
 def shape_by_headers(request: HttpRequest) -> Shape:
-    return shape_for(request.path, request.headers)
-
-
-def shape_for(path: str, headers: Mapping[str, str]) -> Shape:
-    """The shape to answer in: the path's, else the headers' (both SDK families call
-    GET /v1/models; only Anthropic's sends anthropic-version)."""
-    if path.startswith("/v1/messages"):
-        return Shape.ANTHROPIC
-    if path.startswith("/v1/chat/"):
-        return Shape.OPENAI
-    return Shape.ANTHROPIC if "anthropic-version" in headers else Shape.OPENAI
+    return shapes.shape_for(request.path, request.headers)
 
 
 @api.get("/healthz")
@@ -115,7 +95,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     """Django's handler500 for the gateway: the failure in the caller's shape, never HTML."""
     shape = getattr(request, "metis_shape", None) or shape_by_headers(request)
     message = "The gateway failed on this request; the error is in its log."
-    return GatewayError(500, message, error_class="GATEWAY_ERROR").render(shape)
+    return shapes.render(GatewayError(500, message, error_class="GATEWAY_ERROR"), shape)
 
 
 # -- everything else: a clear error in the caller's shape, not Django's HTML page ----------

@@ -22,11 +22,11 @@ from analytics import pricing
 from analytics.usage import Usage
 from gateway import metrics, quota, routing
 from gateway.auth import Caller
-from gateway.errors import Shape
 from gateway.events import PendingEvent, make_event
 from gateway.journal import journal
 from gateway.quota import Reservation
 from gateway.routing import Route
+from gateway.shapes import Shape
 
 logger = logging.getLogger(__name__)
 

@@ -18,16 +18,17 @@ from django.http import HttpRequest, HttpResponse
 
 from gateway import auth, calls, proxy, quota, routing, upstream
 from gateway.calls import Call
-from gateway.errors import Shape, bad_request
+from gateway.errors import bad_request
 from gateway.events import PendingEvent, make_event, new_id, writer
 from gateway.providers.base import token_count
+from gateway.shapes import Shape, read_body
 
 
 async def count_tokens(request: HttpRequest) -> HttpResponse:
     started = time.perf_counter()
     request.metis_shape = Shape.ANTHROPIC
     caller = getattr(request, "metis_caller", None) or await auth.authenticate(request.headers)
-    body = proxy.parse_body(request, Shape.ANTHROPIC, needs_max_tokens=False)
+    body = read_body(request, Shape.ANTHROPIC)  # max_tokens is not needed to count
     route = await routing.route(body, caller, Shape.ANTHROPIC)
     if route.upstream.shape is not Shape.ANTHROPIC:  # OpenAI has no counterpart
         raise bad_request(f"Counting tokens is not available for {route.model!r}.", param="model")

@@ -3,7 +3,7 @@ per-request thread hops.
 
 Auth first: Django's handler reads (and spools to disk) the whole body before any view
 runs, so a 300 MB upload without a token was received in full before its 401. Here the
-endpoints that take a body (`api.BODY_ENDPOINTS`) authenticate from the headers alone,
+endpoints that take a body (`shapes.BODY_ENDPOINTS`) authenticate from the headers alone,
 then read the body under the shape's size limit and the client body timeout
 (gateway/intake.py). A refusal before the body is read is answered at once, in the
 caller's shape, and closes the connection so the rest is never read. Other POST, PUT and
@@ -42,8 +42,8 @@ from django.http import HttpResponse
 from django.urls import set_script_prefix
 
 from gateway import auth, intake
-from gateway.api import BODY_ENDPOINTS, shape_for
 from gateway.errors import GatewayError
+from gateway.shapes import BODY_ENDPOINTS, render, shape_for
 
 
 class GatewayASGIHandler(ASGIHandler):
@@ -68,9 +68,9 @@ class GatewayASGIHandler(ASGIHandler):
             else:
                 body_file = io.BytesIO()
         except GatewayError as exc:
-            return await self.refuse(exc.render(shape), send, close=unread)
+            return await self.refuse(render(exc, shape), send, close=unread)
         except intake.BodyRefused as exc:
-            return await self.refuse(GatewayError(exc.status, exc.message).render(shape), send)
+            return await self.refuse(render(GatewayError(exc.status, exc.message), shape), send)
         except RequestAborted:
             return
         set_script_prefix(get_script_prefix(scope))

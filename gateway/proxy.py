@@ -22,15 +22,14 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.http.request import RawPostDataException
 
 from analytics.usage import Usage
-from gateway import auth, calls, crossing, estimates, intake, metrics, quota, routing, upstream
+from gateway import auth, calls, crossing, estimates, metrics, quota, routing, upstream
 from gateway.calls import Call
-from gateway.errors import GatewayError, Shape, bad_request
+from gateway.errors import GatewayError, bad_request
 from gateway.events import new_id
 from gateway.providers import Provider, UpstreamRequest
-from gateway.providers import openai as openai_adapter
+from gateway.shapes import SHAPES, Shape, WireShape
 from gateway.sse import SSEEvent, SSEParser
 
 logger = logging.getLogger(__name__)
@@ -41,12 +40,13 @@ async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
     started = time.perf_counter()
     request.metis_shape = shape  # for the exception handler in api.py
     caller = getattr(request, "metis_caller", None) or await auth.authenticate(request.headers)
-    body = parse_body(request, shape, needs_max_tokens=shape is Shape.ANTHROPIC)
+    wire = SHAPES[shape]
+    body = wire.parse(request)
     route = await routing.route(body, caller, shape)
     call = Call(f"metis_{new_id()}", caller, route, shape, body.get("stream") is True, started)
     if route.upstream.shape is not shape:  # e.g. the openai SDK calling a Claude model
         return await crossing.forward_translated(request, body, call)
-    changed, strip_usage_chunk = prepare_body(body, call)
+    changed, strip_usage_chunk = prepare_body(body, call, wire)
     upstream_request = route.upstream.adapter.build_request(
         path=request.get_full_path(),
         body=encode(body) if changed else request.body,
@@ -56,7 +56,7 @@ async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
     )
     response = await send(call, upstream_request, body)
     if call.stream and response.status == 200 and is_event_stream(response):
-        return streaming_response(response, call, Passthrough(strip_usage_chunk))
+        return streaming_response(response, call, Passthrough(wire, strip_usage_chunk))
     return await respond(response, call)
 
 
@@ -82,34 +82,6 @@ async def send(
     return response
 
 
-def parse_body(request: HttpRequest, shape: Shape, *, needs_max_tokens: bool) -> dict[str, Any]:
-    """Check only what the gateway itself needs; the provider validates the rest."""
-    try:
-        raw = request.body
-    except RawPostDataException:  # pragma: no cover - body always read once here
-        raw = b""
-    except Exception as exc:  # Django's RequestDataTooBig
-        raise GatewayError(413, f"Request body too large: {exc}") from None
-    if len(raw) > (limit := intake.gateway_limit(shape.value)):
-        raise GatewayError(413, intake.too_large(len(raw), limit).message)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise bad_request("Request body must be a JSON object.")
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise bad_request("stream must be true or false", param="stream")
-    if not isinstance(body.get("messages"), list):
-        raise bad_request("messages is required and must be a list", param="messages")
-    max_tokens = body.get("max_tokens")
-    if needs_max_tokens and max_tokens is None:
-        raise bad_request("max_tokens is required", param="max_tokens")
-    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
-        raise bad_request("max_tokens must be a positive integer", param="max_tokens")
-    return body
-
-
 def encode(body: dict[str, Any]) -> bytes:
     """The body as JSON for upstream: a 400 for what orjson will not write back. It reads
     JSON nested up to 1,024 levels but writes only 254, and no real call comes near that."""
@@ -124,16 +96,14 @@ def cannot_encode(exc: orjson.JSONEncodeError) -> GatewayError:
                        "at most 254 levels)")  # fmt: skip
 
 
-def prepare_body(body: dict[str, Any], call: Call) -> tuple[bool, bool]:
+def prepare_body(body: dict[str, Any], call: Call, wire: WireShape) -> tuple[bool, bool]:
     """Rewrite the body for upstream in place, only where needed: (changed, whether
     the relay must drop the usage chunk the gateway asked for but the client did not).
     An unchanged body is forwarded as the client's own bytes."""
     changed = body.get("model") != call.route.model
     body["model"] = call.route.model
-    if call.stream and call.route.upstream.adapter.name == "openai":
-        asked = openai_adapter.ensure_stream_usage(body)
-        return changed or not asked, not asked
-    return changed, False
+    strip = call.stream and wire.ask_stream_usage(body)
+    return changed or strip, strip
 
 
 class EventRelay(Protocol):
@@ -154,10 +124,11 @@ class BodyTranslation(Protocol):
 class Passthrough:
     """Same shape: every event's own bytes, less the usage chunk the client did not ask for."""
 
+    wire: WireShape
     strip_usage_chunk: bool = False
 
     def feed(self, event: SSEEvent) -> list[bytes]:
-        if self.strip_usage_chunk and openai_adapter.is_usage_only_chunk(event):
+        if self.strip_usage_chunk and self.wire.is_usage_only(event):
             return []
         return [event.raw]
 
@@ -252,7 +223,7 @@ async def relay(
         raise
     except (aiohttp.ClientError, TimeoutError) as exc:
         call.error_class = "UPSTREAM_STREAM_ERROR"
-        yield stream_error(call.inbound_shape, f"The provider's stream broke off: {exc}")
+        yield SHAPES[call.inbound_shape].stream_error(f"The provider's stream broke off: {exc}")
     finally:
         response.close()  # the provider sees the connection closed at once
         call.finished = time.perf_counter()
@@ -319,12 +290,3 @@ def is_event_stream(response: aiohttp.ClientResponse) -> bool:
 
 def upstream_request_id(response: aiohttp.ClientResponse) -> str | None:
     return response.headers.get("request-id") or response.headers.get("x-request-id")
-
-
-def stream_error(shape: Shape, message: str) -> bytes:
-    """An error event in the caller's SSE dialect, for failures after the stream began."""
-    if shape is Shape.ANTHROPIC:
-        error = {"type": "error", "error": {"type": "api_error", "message": message}}
-        return b"event: error\ndata: " + orjson.dumps(error) + b"\n\n"
-    error = {"error": {"message": message, "type": "api_error", "code": "upstream_error"}}
-    return b"data: " + orjson.dumps(error) + b"\n\n"

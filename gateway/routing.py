@@ -24,9 +24,10 @@ from analytics import pricing
 from analytics.pricing import Price
 from gateway.auth import Caller
 from gateway.cache import LoadCache
-from gateway.errors import GatewayError, Shape, bad_request
+from gateway.errors import GatewayError, bad_request
 from gateway.models import BudgetWebhook, ModelAlias, PriceOverride, RoutePattern
 from gateway.providers import PROVIDERS, Provider
+from gateway.shapes import Shape
 from identity.models import ProviderCredential
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ INFERRED = (
     ("ft:", "openai"),
 )
 ADAPTER_FOR = {"anthropic": "anthropic", "openai": "openai", "openai-compatible": "openai"}
-SHAPE_OF = {"anthropic": Shape.ANTHROPIC, "openai": Shape.OPENAI}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class Catalog:
 
 def _env_upstreams() -> dict[str, Upstream]:
     return {
-        name: Upstream(name, PROVIDERS[name], SHAPE_OF[name], base_url, api_key, name)
+        name: Upstream(name, PROVIDERS[name], PROVIDERS[name].shape, base_url, api_key, name)
         for name, base_url, api_key in (
             ("anthropic", settings.METIS_ANTHROPIC_BASE_URL, settings.METIS_ANTHROPIC_API_KEY),
             ("openai", settings.METIS_OPENAI_BASE_URL, settings.METIS_OPENAI_API_KEY),
@@ -102,7 +102,12 @@ def _load_catalog() -> Catalog:
         base_url = cred.base_url or (default.base_url if default else "")
         priced_as = cred.name if cred.provider == "openai-compatible" else cred.provider
         upstreams[cred.name] = Upstream(
-            cred.name, PROVIDERS[adapter], SHAPE_OF[adapter], base_url, cred.api_key, priced_as
+            cred.name,
+            PROVIDERS[adapter],
+            PROVIDERS[adapter].shape,
+            base_url,
+            cred.api_key,
+            priced_as,
         )
     aliases = dict(BUILTIN_ALIASES)
     aliases.update(ModelAlias.objects.values_list("alias", "target"))
@@ -333,26 +338,3 @@ async def available_models(caller: Caller) -> list[ModelEntry]:
             continue
         entries.setdefault(name, ModelEntry(name, upstream.name))
     return list(entries.values())
-
-
-def model_object(entry: ModelEntry, shape: Shape) -> dict[str, Any]:
-    if shape is Shape.ANTHROPIC:
-        return {
-            "type": "model",
-            "id": entry.id,
-            "display_name": entry.id,
-            "created_at": "2025-01-01T00:00:00Z",
-        }
-    return {"id": entry.id, "object": "model", "created": 1735689600, "owned_by": entry.provider}
-
-
-def models_page(entries: list[ModelEntry], shape: Shape) -> dict[str, Any]:
-    data = [model_object(e, shape) for e in entries]
-    if shape is Shape.ANTHROPIC:
-        return {
-            "data": data,
-            "has_more": False,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-        }
-    return {"object": "list", "data": data}

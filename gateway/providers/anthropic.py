@@ -31,6 +31,7 @@ from gateway.providers.base import (
     load_json,
     token_count,
 )
+from gateway.shapes.base import Shape
 from gateway.sse import SSEEvent
 
 DEFAULT_VERSION = "2023-06-01"
@@ -45,6 +46,8 @@ _TEXT_FIELDS = {
 
 class Anthropic:
     name = "anthropic"
+    shape = Shape.ANTHROPIC
+    generate_path = "/v1/messages"
 
     def build_request(
         self,

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import orjson
 
 from analytics.usage import Usage
+from gateway.shapes.base import Shape
 from gateway.sse import SSEEvent
 
 __all__ = [
@@ -60,6 +61,8 @@ class Provider(Protocol):
     use the OpenAI adapter with their own base URL)."""
 
     name: str
+    shape: Shape  # the wire shape this upstream speaks
+    generate_path: str  # where a call translated into its shape is sent
 
     def build_request(
         self,

@@ -11,18 +11,12 @@ Quirks this adapter exists for:
   one extra chunk before `data: [DONE]` whose `choices` is `[]` and whose `usage`
   is the whole call's; every other chunk then carries `"usage": null`.
 
-Stream usage policy: Metis needs usage to price every call, so the proxy calls
-`ensure_stream_usage()` on every streaming body. When the client did not ask
-for usage itself, the relay drops the usage-only final chunk
-(`is_usage_only_chunk`), because clients that never asked for it may index
-`choices[0]` and fail on the empty list; the `"usage": null` field on the other
-chunks is relayed untouched (the SDKs model it as optional). A client that asked
-gets the stream exactly as OpenAI sends it.
+Asking for stream usage, and dropping the usage-only chunk for clients that did not
+ask, belong to the shape: gateway/shapes/openai_chat.py.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,9 +28,10 @@ from gateway.providers.base import (
     load_json,
     token_count,
 )
+from gateway.shapes.base import Shape
+from gateway.shapes.openai_chat import USAGE_OBJECT
 from gateway.sse import SSEEvent
 
-_USAGE_OBJECT = re.compile(r'"usage"\s*:\s*\{')
 # Text-bearing delta fields: content and refusal are OpenAI's; reasoning_content
 # (vLLM, DeepSeek) and reasoning (OpenRouter) come from compatible servers.
 _TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
@@ -44,6 +39,8 @@ _TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
 
 class OpenAI:
     name = "openai"
+    shape = Shape.OPENAI
+    generate_path = "/v1/chat/completions"
 
     def build_request(
         self,
@@ -68,7 +65,7 @@ class OpenAI:
     def usage_from_event(self, event: SSEEvent, so_far: Usage) -> Usage:
         # With include_usage every chunk carries `"usage": null`: decode only the
         # one(s) with a usage object.
-        if not _USAGE_OBJECT.search(event.data):
+        if not USAGE_OBJECT.search(event.data):
             return so_far
         payload = load_json(event.data)
         usage = payload.get("usage") if isinstance(payload, dict) else None
@@ -89,32 +86,6 @@ class OpenAI:
             if isinstance(delta, dict):
                 parts.extend(_delta_text(delta))
         return "".join(parts)
-
-
-def ensure_stream_usage(body: dict[str, Any]) -> bool:
-    """Ask a streaming request body for usage (in place); return whether the
-    client had asked for it itself. Non-streaming bodies are left alone, since
-    OpenAI rejects `stream_options` without `stream: true`."""
-    options = body.get("stream_options")
-    client_asked = isinstance(options, dict) and options.get("include_usage") is True
-    if body.get("stream") is True:
-        if isinstance(options, dict):
-            options["include_usage"] = True
-        else:
-            body["stream_options"] = {"include_usage": True}
-    return client_asked
-
-
-def is_usage_only_chunk(event: SSEEvent) -> bool:
-    """True for the final `choices: []` chunk that include_usage adds."""
-    if not _USAGE_OBJECT.search(event.data):
-        return False
-    payload = load_json(event.data)
-    return (
-        isinstance(payload, dict)
-        and isinstance(payload.get("usage"), dict)
-        and not payload.get("choices")
-    )
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:

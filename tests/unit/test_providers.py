@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from gateway.providers import PROVIDERS, Provider
 from gateway.providers.anthropic import Anthropic
 from gateway.providers.base import Usage
-from gateway.providers.openai import OpenAI, ensure_stream_usage, is_usage_only_chunk
+from gateway.providers.openai import OpenAI
+from gateway.shapes.openai_chat import ensure_stream_usage, is_usage_only_chunk
 from gateway.sse import SSEEvent, SSEParser
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

@@ -1,0 +1,95 @@
+"""What every wire shape provides, and the body checks all shapes share.
+
+A wire shape is an API dialect a client speaks (Anthropic Messages, OpenAI Chat
+Completions). Each has one module in this package that owns its paths, the little
+of its request the gateway reads, its error envelope, its /v1/models answer and its
+SSE conventions. Provider adapters (gateway/providers/) say which shape they speak.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+from django.http import HttpRequest
+from django.http.request import RawPostDataException
+
+from gateway import intake
+from gateway.errors import GatewayError, bad_request
+from gateway.sse import SSEEvent
+
+if TYPE_CHECKING:
+    from gateway.routing import ModelEntry
+
+
+class Shape(StrEnum):
+    """A shape's name, as events and metrics record it (`inbound_shape`)."""
+
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+
+
+class WireShape(Protocol):
+    shape: Shape
+    paths: tuple[str, ...]  # the POST endpoints that take a body
+    path_prefix: str  # any path under it is answered in this shape
+    sdk_header: str | None  # a header only this shape's SDKs send (for shape-less paths)
+
+    def parse(self, request: HttpRequest) -> dict[str, Any]:
+        """The request body, checked for what the gateway itself needs (GatewayError 400)."""
+        ...
+
+    def error_body(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        relayed: bool = False,
+    ) -> bytes:
+        """The error envelope; `relayed` for a provider's error re-rendered in this shape."""
+        ...
+
+    def stream_error(self, message: str) -> bytes:
+        """An SSE error event, for failures after a stream began."""
+        ...
+
+    def model_object(self, entry: ModelEntry) -> dict[str, Any]: ...
+    def models_page(self, entries: list[ModelEntry]) -> dict[str, Any]: ...
+
+    def ask_stream_usage(self, body: dict[str, Any]) -> bool:
+        """Make a streaming body ask for usage (in place); True when the client had not
+        asked, so the relay must drop what only the gateway wanted (`is_usage_only`)."""
+        ...
+
+    def is_usage_only(self, event: SSEEvent) -> bool: ...
+
+
+def read_body(request: HttpRequest, shape: Shape) -> dict[str, Any]:
+    """The body as a JSON object, with the checks every shape shares; the provider
+    validates the rest."""
+    try:
+        raw = request.body
+    except RawPostDataException:  # pragma: no cover - body always read once here
+        raw = b""
+    except Exception as exc:  # Django's RequestDataTooBig
+        raise GatewayError(413, f"Request body too large: {exc}") from None
+    if len(raw) > (limit := intake.gateway_limit(shape.value)):
+        raise GatewayError(413, intake.too_large(len(raw), limit).message)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request("Request body must be a JSON object.")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise bad_request("stream must be true or false", param="stream")
+    if not isinstance(body.get("messages"), list):
+        raise bad_request("messages is required and must be a list", param="messages")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
+        raise bad_request("max_tokens must be a positive integer", param="max_tokens")
+    return body

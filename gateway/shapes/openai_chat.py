@@ -1,0 +1,124 @@
+"""OpenAI Chat Completions (https://platform.openai.com/docs/api-reference/chat), as
+clients speak it (OpenAI-compatible servers speak it too).
+
+Errors: https://platform.openai.com/docs/guides/error-codes.
+
+Streams carry usage only when the request sets `stream_options.include_usage`: one
+extra chunk before `data: [DONE]` whose `choices` is `[]` and whose `usage` is the
+whole call's; every other chunk then carries `"usage": null`. Metis needs usage to
+price every call, so it asks on every streaming body (`ask_stream_usage`). When the
+client did not ask itself, the relay drops the usage-only chunk (`is_usage_only`),
+because clients that never asked for it may index `choices[0]` and fail on the empty
+list; the `"usage": null` fields are relayed untouched (the SDKs model them as
+optional). A client that asked gets the stream exactly as OpenAI sends it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from django.http import HttpRequest
+
+from gateway.shapes.base import Shape, read_body
+from gateway.sse import SSEEvent
+
+if TYPE_CHECKING:
+    from gateway.routing import ModelEntry
+
+USAGE_OBJECT = re.compile(r'"usage"\s*:\s*\{')
+
+# status -> (error type, code)
+ERROR_TYPES: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", "model_not_allowed"),
+    404: ("invalid_request_error", "model_not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    408: ("invalid_request_error", "request_timeout"),
+    413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    429: ("rate_limit_exceeded", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    502: ("api_error", "upstream_error"),
+    503: ("api_error", "service_unavailable"),
+    504: ("api_error", "upstream_timeout"),
+}
+_RELAYED_DEFAULT = ("server_error", None)  # a provider's status we have no name for
+_GATEWAY_DEFAULT = ERROR_TYPES[502]
+
+
+class OpenAIChat:
+    shape = Shape.OPENAI
+    paths = ("/v1/chat/completions",)
+    path_prefix = "/v1/chat/"
+    sdk_header = None
+
+    def parse(self, request: HttpRequest) -> dict[str, Any]:
+        return read_body(request, self.shape)
+
+    def error_body(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        relayed: bool = False,
+    ) -> bytes:
+        default = _RELAYED_DEFAULT if relayed else _GATEWAY_DEFAULT
+        known_type, known_code = ERROR_TYPES.get(status, default)
+        error = {"message": message, "type": type or known_type, "param": param}
+        return orjson.dumps({"error": {**error, "code": code or known_code}})
+
+    def stream_error(self, message: str) -> bytes:
+        error = {"error": {"message": message, "type": "api_error", "code": "upstream_error"}}
+        return b"data: " + orjson.dumps(error) + b"\n\n"
+
+    def model_object(self, entry: ModelEntry) -> dict[str, Any]:
+        return {
+            "id": entry.id,
+            "object": "model",
+            "created": 1735689600,
+            "owned_by": entry.provider,
+        }
+
+    def models_page(self, entries: list[ModelEntry]) -> dict[str, Any]:
+        return {"object": "list", "data": [self.model_object(e) for e in entries]}
+
+    def ask_stream_usage(self, body: dict[str, Any]) -> bool:
+        return not ensure_stream_usage(body)
+
+    def is_usage_only(self, event: SSEEvent) -> bool:
+        return is_usage_only_chunk(event)
+
+
+def ensure_stream_usage(body: dict[str, Any]) -> bool:
+    """Ask a streaming request body for usage (in place); return whether the
+    client had asked for it itself. Non-streaming bodies are left alone, since
+    OpenAI rejects `stream_options` without `stream: true`."""
+    options = body.get("stream_options")
+    client_asked = isinstance(options, dict) and options.get("include_usage") is True
+    if body.get("stream") is True:
+        if isinstance(options, dict):
+            options["include_usage"] = True
+        else:
+            body["stream_options"] = {"include_usage": True}
+    return client_asked
+
+
+def is_usage_only_chunk(event: SSEEvent) -> bool:
+    """True for the final `choices: []` chunk that include_usage adds."""
+    if not USAGE_OBJECT.search(event.data):
+        return False
+    try:
+        payload = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        return False
+    return (
+        isinstance(payload, dict)
+        and isinstance(payload.get("usage"), dict)
+        and not payload.get("choices")
+    )
