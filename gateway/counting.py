@@ -20,6 +20,7 @@ from gateway import auth, calls, proxy, quota, routing, upstream
 from gateway.calls import Call
 from gateway.errors import bad_request
 from gateway.events import PendingEvent, make_event, new_id, writer
+from gateway.exchange import encode
 from gateway.providers.base import token_count
 from gateway.shapes import Shape, read_body
 
@@ -37,7 +38,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     body["model"] = route.model
     upstream_request = route.upstream.adapter.build_request(
         path=request.get_full_path(),
-        body=proxy.encode(body) if changed else request.body,
+        body=encode(body) if changed else request.body,
         client_headers=request.headers,
         api_key=caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,

@@ -1,11 +1,11 @@
 """The cross-shape path: a client of one shape calling a model served in the other.
 
-`forward()` hands a call here only when `route.upstream.shape` differs from the
-caller's, so the same-shape hot path carries none of this. The body is translated
-(`gateway.translate`), sent to the upstream shape's own endpoint, and the answer
-translated back, while the call is recorded exactly as proxy.py records it: the
-real upstream model, usage read by the upstream's adapter, `inbound_shape` the
-caller's.
+`proxy.forward()` asks here for the call's `Exchange` only when `route.upstream.shape`
+differs from the caller's, so the same-shape hot path carries none of this. The body
+is translated (`gateway.translate`) for the upstream's own endpoint, with the way back
+for the answer, its errors and its stream; proxy.py sends and records the call exactly
+as a same-shape one: the real upstream model, usage read by the upstream's adapter,
+`inbound_shape` the caller's. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
-from django.http import HttpRequest, HttpResponse
 
-from gateway import proxy
 from gateway.calls import Call
 from gateway.errors import GatewayError
+from gateway.exchange import Exchange, cannot_encode, encode
 from gateway.shapes import Shape
 from gateway.translate import requests as translate_requests
 from gateway.translate import responses as translate_responses
@@ -62,29 +62,21 @@ CROSSINGS = {
 }
 
 
-async def forward_translated(
-    request: HttpRequest, body: dict[str, Any], call: Call
-) -> HttpResponse:
-    """Serve `call` from an upstream of the other shape; `body` is the caller's parsed body."""
+def translated(body: dict[str, Any], call: Call) -> Exchange:
+    """The call in the upstream's shape, and the way back; `body` is the caller's parsed body."""
     route, crossing = call.route, CROSSINGS[call.inbound_shape]
     try:
-        translated = crossing.request(body)
+        sent = crossing.request(body)
     except orjson.JSONEncodeError as exc:  # a tool call's input, nested too deeply
-        raise proxy.cannot_encode(exc) from None
-    translated["model"] = route.model
-    upstream_request = route.upstream.adapter.build_request(
-        path=route.upstream.adapter.generate_path,
-        body=proxy.encode(translated),
-        client_headers=request.headers,
-        api_key=call.caller.provider_key or route.upstream.api_key,
-        base_url=route.upstream.base_url,
+        raise cannot_encode(exc) from None
+    sent["model"] = route.model
+    return Exchange(
+        path=route.upstream.adapter.generate_path(route.model, stream=call.stream),
+        body=encode(sent),
+        sent=sent,
+        events=partial(crossing.stream, body, route.model),
+        translation=TranslatedBody(call.inbound_shape, crossing),
     )
-    response = await proxy.send(call, upstream_request, translated)
-    if call.stream and response.status == 200 and proxy.is_event_stream(response):
-        events = crossing.stream(body, route.model)
-        return proxy.streaming_response(response, call, events)
-    translation = TranslatedBody(call.inbound_shape, crossing)
-    return await proxy.respond(response, call, translation=translation)
 
 
 @dataclass(frozen=True, slots=True)

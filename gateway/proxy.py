@@ -16,8 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import orjson
@@ -26,8 +25,9 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from analytics.usage import Usage
 from gateway import auth, calls, crossing, estimates, metrics, quota, routing, upstream
 from gateway.calls import Call
-from gateway.errors import GatewayError, bad_request
+from gateway.errors import GatewayError
 from gateway.events import new_id
+from gateway.exchange import BodyTranslation, EventRelay, Exchange, Passthrough, encode
 from gateway.providers import Provider, UpstreamRequest
 from gateway.shapes import SHAPES, Shape, WireShape
 from gateway.sse import SSEEvent, SSEParser
@@ -44,20 +44,32 @@ async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
     body = wire.parse(request)
     route = await routing.route(body, caller, shape)
     call = Call(f"metis_{new_id()}", caller, route, shape, body.get("stream") is True, started)
-    if route.upstream.shape is not shape:  # e.g. the openai SDK calling a Claude model
-        return await crossing.forward_translated(request, body, call)
-    changed, strip_usage_chunk = prepare_body(body, call, wire)
+    if route.upstream.shape is shape:
+        exchange = same_shape(request, body, call, wire)
+    else:  # e.g. the openai SDK calling a Claude model
+        exchange = crossing.translated(body, call)
     upstream_request = route.upstream.adapter.build_request(
-        path=request.get_full_path(),
-        body=encode(body) if changed else request.body,
+        path=exchange.path,
+        body=exchange.body,
         client_headers=request.headers,
         api_key=caller.provider_key or route.upstream.api_key,
         base_url=route.upstream.base_url,
     )
-    response = await send(call, upstream_request, body)
+    response = await send(call, upstream_request, exchange.sent)
     if call.stream and response.status == 200 and is_event_stream(response):
-        return streaming_response(response, call, Passthrough(wire, strip_usage_chunk))
-    return await respond(response, call)
+        return streaming_response(response, call, exchange.events())
+    return await respond(response, call, exchange.translation)
+
+
+def same_shape(request: HttpRequest, body: dict[str, Any], call: Call, wire: WireShape) -> Exchange:
+    """The client's own bytes to the same path, unless the body had to change (the routed
+    model; usage asked for on a stream): then re-encoded, and the relay drops what only the
+    gateway asked for."""
+    changed = body.get("model") != call.route.model
+    body["model"] = call.route.model
+    strip = call.stream and wire.ask_stream_usage(body)
+    raw = encode(body) if changed or strip else request.body
+    return Exchange(request.get_full_path(), raw, body, Passthrough(wire, strip))
 
 
 async def send(
@@ -82,65 +94,8 @@ async def send(
     return response
 
 
-def encode(body: dict[str, Any]) -> bytes:
-    """The body as JSON for upstream: a 400 for what orjson will not write back. It reads
-    JSON nested up to 1,024 levels but writes only 254, and no real call comes near that."""
-    try:
-        return orjson.dumps(body)
-    except orjson.JSONEncodeError as exc:
-        raise cannot_encode(exc) from None
-
-
-def cannot_encode(exc: orjson.JSONEncodeError) -> GatewayError:
-    return bad_request(f"Request body cannot be forwarded: {exc} (JSON nested too deeply; "
-                       "at most 254 levels)")  # fmt: skip
-
-
-def prepare_body(body: dict[str, Any], call: Call, wire: WireShape) -> tuple[bool, bool]:
-    """Rewrite the body for upstream in place, only where needed: (changed, whether
-    the relay must drop the usage chunk the gateway asked for but the client did not).
-    An unchanged body is forwarded as the client's own bytes."""
-    changed = body.get("model") != call.route.model
-    body["model"] = call.route.model
-    strip = call.stream and wire.ask_stream_usage(body)
-    return changed or strip, strip
-
-
-class EventRelay(Protocol):
-    """What the client gets for each upstream SSE event, and at the stream's end."""
-
-    def feed(self, event: SSEEvent) -> list[bytes]: ...
-    def finish(self) -> list[bytes]: ...
-
-
-class BodyTranslation(Protocol):
-    """A non-streamed answer (or error) rewritten into the caller's shape."""
-
-    def answer(self, content: bytes, call: Call) -> bytes: ...
-    def error(self, content: bytes, status: int) -> bytes: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Passthrough:
-    """Same shape: every event's own bytes, less the usage chunk the client did not ask for."""
-
-    wire: WireShape
-    strip_usage_chunk: bool = False
-
-    def feed(self, event: SSEEvent) -> list[bytes]:
-        if self.strip_usage_chunk and self.wire.is_usage_only(event):
-            return []
-        return [event.raw]
-
-    def finish(self) -> list[bytes]:
-        return []
-
-
 async def respond(
-    response: aiohttp.ClientResponse,
-    call: Call,
-    *,
-    translation: BodyTranslation | None = None,
+    response: aiohttp.ClientResponse, call: Call, translation: BodyTranslation | None
 ) -> HttpResponse:
     try:
         content = await response.read()

@@ -47,7 +47,9 @@ _TEXT_FIELDS = {
 class Anthropic:
     name = "anthropic"
     shape = Shape.ANTHROPIC
-    generate_path = "/v1/messages"
+
+    def generate_path(self, model: str, *, stream: bool) -> str:
+        return "/v1/messages"
 
     def build_request(
         self,

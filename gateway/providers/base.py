@@ -62,7 +62,11 @@ class Provider(Protocol):
 
     name: str
     shape: Shape  # the wire shape this upstream speaks
-    generate_path: str  # where a call translated into its shape is sent
+
+    def generate_path(self, model: str, *, stream: bool) -> str:
+        """Where a call translated into this provider's shape is sent (some providers
+        put the model, or streaming, in the path)."""
+        ...
 
     def build_request(
         self,

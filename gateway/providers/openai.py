@@ -40,7 +40,9 @@ _TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
 class OpenAI:
     name = "openai"
     shape = Shape.OPENAI
-    generate_path = "/v1/chat/completions"
+
+    def generate_path(self, model: str, *, stream: bool) -> str:
+        return "/v1/chat/completions"
 
     def build_request(
         self,
