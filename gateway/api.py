@@ -101,9 +101,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
 # -- everything else: a clear error in the caller's shape, not Django's HTML page ----------
 
 SERVED = {
-    "/v1/messages": "POST",
-    "/v1/messages/count_tokens": "POST",
-    "/v1/chat/completions": "POST",
+    **dict.fromkeys(shapes.BODY_ENDPOINTS, "POST"),
     "/v1/models": "GET",
     "/healthz": "GET",
     "/metrics": "GET",
