@@ -12,10 +12,19 @@ from django.http import HttpResponse
 
 from gateway.errors import GatewayError
 from gateway.shapes.anthropic import AnthropicMessages
-from gateway.shapes.base import Shape, WireShape, read_body
+from gateway.shapes.base import ErrorInfo, Shape, WireShape, read_body
 from gateway.shapes.openai_chat import OpenAIChat
 
-__all__ = ["BODY_ENDPOINTS", "SHAPES", "Shape", "WireShape", "read_body", "render", "shape_for"]
+__all__ = [
+    "BODY_ENDPOINTS",
+    "SHAPES",
+    "ErrorInfo",
+    "Shape",
+    "WireShape",
+    "read_body",
+    "render",
+    "shape_for",
+]
 
 SHAPES: dict[Shape, WireShape] = {
     Shape.ANTHROPIC: AnthropicMessages(),
@@ -42,7 +51,5 @@ def shape_for(path: str, headers: Mapping[str, str]) -> Shape:
 
 def render(error: GatewayError, shape: Shape) -> HttpResponse:
     """A gateway error in the caller's shape."""
-    body = SHAPES[shape].error_body(
-        error.status, error.message, param=error.param, code=error.code, type=error.openai_type
-    )
-    return error.response(body)
+    info = ErrorInfo(error.status, error.message, error.param, error.code, error.openai_type)
+    return error.response(SHAPES[shape].error_body(info))

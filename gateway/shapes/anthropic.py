@@ -12,7 +12,7 @@ import orjson
 from django.http import HttpRequest
 
 from gateway.errors import bad_request
-from gateway.shapes.base import Shape, read_body
+from gateway.shapes.base import ErrorInfo, Shape, read_body
 from gateway.sse import SSEEvent
 
 if TYPE_CHECKING:
@@ -47,18 +47,10 @@ class AnthropicMessages:
             raise bad_request("max_tokens is required", param="max_tokens")
         return body
 
-    def error_body(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        type: str | None = None,
-        relayed: bool = False,
-    ) -> bytes:
+    def error_body(self, error: ErrorInfo) -> bytes:
+        status = error.status
         kind = ERROR_TYPES.get(status) or ("overloaded_error" if status == 529 else "api_error")
-        return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+        return orjson.dumps({"type": "error", "error": {"type": kind, "message": error.message}})
 
     def stream_error(self, message: str) -> bytes:
         error = {"type": "error", "error": {"type": "api_error", "message": message}}

@@ -8,6 +8,7 @@ SSE conventions. Provider adapters (gateway/providers/) say which shape they spe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +31,18 @@ class Shape(StrEnum):
     OPENAI = "openai"
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An error to render: the gateway's own, or a provider's in another shape (`relayed`)."""
+
+    status: int
+    message: str
+    param: str | None = None
+    code: str | None = None  # OpenAI's error code, when the status's usual one would mislead
+    type: str | None = None  # likewise OpenAI's error type
+    relayed: bool = False
+
+
 class WireShape(Protocol):
     shape: Shape
     paths: tuple[str, ...]  # the POST endpoints that take a body
@@ -40,17 +53,8 @@ class WireShape(Protocol):
         """The request body, checked for what the gateway itself needs (GatewayError 400)."""
         ...
 
-    def error_body(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        type: str | None = None,
-        relayed: bool = False,
-    ) -> bytes:
-        """The error envelope; `relayed` for a provider's error re-rendered in this shape."""
+    def error_body(self, error: ErrorInfo) -> bytes:
+        """The error envelope."""
         ...
 
     def stream_error(self, message: str) -> bytes:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from django.http import HttpRequest
 
-from gateway.shapes.base import Shape, read_body
+from gateway.shapes.base import ErrorInfo, Shape, read_body
 from gateway.sse import SSEEvent
 
 if TYPE_CHECKING:
@@ -58,20 +58,11 @@ class OpenAIChat:
     def parse(self, request: HttpRequest) -> dict[str, Any]:
         return read_body(request, self.shape)
 
-    def error_body(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        type: str | None = None,
-        relayed: bool = False,
-    ) -> bytes:
-        default = _RELAYED_DEFAULT if relayed else _GATEWAY_DEFAULT
-        known_type, known_code = ERROR_TYPES.get(status, default)
-        error = {"message": message, "type": type or known_type, "param": param}
-        return orjson.dumps({"error": {**error, "code": code or known_code}})
+    def error_body(self, error: ErrorInfo) -> bytes:
+        default = _RELAYED_DEFAULT if error.relayed else _GATEWAY_DEFAULT
+        known_type, known_code = ERROR_TYPES.get(error.status, default)
+        body = {"message": error.message, "type": error.type or known_type, "param": error.param}
+        return orjson.dumps({"error": {**body, "code": error.code or known_code}})
 
     def stream_error(self, message: str) -> bytes:
         error = {"error": {"message": message, "type": "api_error", "code": "upstream_error"}}

@@ -10,13 +10,13 @@ from typing import Any
 
 import orjson
 
-from gateway.shapes import SHAPES, Shape
+from gateway.shapes import SHAPES, ErrorInfo, Shape
 
 
 def error_body(content: bytes, status: int, shape: Shape) -> bytes:
     """The provider's error `content` re-rendered for a caller of `shape`."""
     message, param = _message_of(content, status)
-    return SHAPES[shape].error_body(status, message, param=param, relayed=True)
+    return SHAPES[shape].error_body(ErrorInfo(status, message, param, relayed=True))
 
 
 def stream_error_data(payload: dict[str, Any], shape: Shape) -> bytes:
