@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
