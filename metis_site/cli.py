@@ -215,6 +215,9 @@ def run_serve(args: argparse.Namespace) -> int:
     setup_django()
     with home_lock():
         ensure_first_admin()
+    from analytics import retention
+
+    retention.schedule()  # daily, when METIS_EVENT_RETENTION_DAYS is set
     print(f"metis: admin and dashboard on http://{display_host(args.host)}:{args.port}/admin/")
     if not local:
         print(
