@@ -323,3 +323,7 @@ METIS_EVENT_SHUTDOWN_SECONDS = envfloat("METIS_EVENT_SHUTDOWN_SECONDS", 30.0)
 METIS_EVENT_RETENTION_DAYS = envint("METIS_EVENT_RETENTION_DAYS", 0)
 if METIS_EVENT_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("METIS_EVENT_RETENTION_DAYS must be 0 (keep forever) or more days")
+# Metis-API-Version: versions still served but deprecated, version -> Sunset (an HTTP-date).
+# Set in code by the release that ships a new major version, not by operators
+# (docs/specs/api-versioning.md).
+METIS_API_DEPRECATED: dict[str, str] = {}
