@@ -8,6 +8,8 @@ budgets with this (gateway/quota.py); the admin and the analytics API show it.
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -138,19 +140,30 @@ def visible_quotas(viewer: Viewer, scope: Scope | None = None) -> list[Quota]:
     their own and their keys'; a key: its own), narrowed to the scope's team, user or key
     filter when it has one."""
     quotas = Quota.objects.filter(Q(soft_cap_usd__isnull=False) | Q(hard_cap_usd__isnull=False))
+    # Each clause only for a value that is there: no impossible sentinel values, which
+    # PostgreSQL refuses outright when they hold a NUL byte.
+    nothing = Q(pk__in=[])
     if viewer.kind == "key":
-        quotas = quotas.filter(key_id=viewer.gateway_key_id or "\0no key")
+        quotas = quotas.filter(
+            Q(key_id=viewer.gateway_key_id) if viewer.gateway_key_id else nothing
+        )
     elif viewer.kind == "user":
         quotas = quotas.filter(
             Q(team__name__in=sorted(viewer.team_names))
-            | Q(user__username=viewer.user or "\0no user")
+            | (Q(user__username=viewer.user) if viewer.user else nothing)
             | Q(key_id__in=sorted(viewer.own_key_ids))
         )
-    if scope is not None and (scope.team or scope.user or scope.gateway_key):
-        quotas = quotas.filter(
-            Q(team__name=scope.team or "\0") | Q(user__username=scope.user or "\0")
-            | Q(key_id=scope.gateway_key or "\0")
-        )  # fmt: skip
+    narrowed = [
+        Q(**{field: value})
+        for field, value in (
+            ("team__name", scope.team if scope else None),
+            ("user__username", scope.user if scope else None),
+            ("key_id", scope.gateway_key if scope else None),
+        )
+        if value
+    ]
+    if narrowed:
+        quotas = quotas.filter(functools.reduce(operator.or_, narrowed))
     return list(quotas.select_related("team", "user", "key").order_by("id"))
 
 

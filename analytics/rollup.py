@@ -201,10 +201,23 @@ def record(events: Sequence[EventRow]) -> None:
 
 def rebuild(*, chunk: int = 5000) -> int:
     """Make `Call`, `CallHour` and `CallDay` again from the events; returns the calls written.
-    Run inside a transaction (the management command does)."""
-    CallDay.objects.all().delete()
-    CallHour.objects.all().delete()
-    Call.objects.all().delete()
+    Run inside a transaction (the management command does). Rows older than the oldest
+    kept event (pruned, analytics.retention) are kept as they are: only whole UTC days
+    from that event's on are rebuilt."""
+    first = (
+        Event.objects.filter(type=CALL_COMPLETED)
+        .order_by("timestamp_us")
+        .values_list("timestamp_us", flat=True)
+        .first()
+    )
+    if first is None:
+        return 0
+    since = datetime.fromtimestamp(first / 1_000_000, tz=UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    CallDay.objects.filter(day__gte=since).delete()
+    CallHour.objects.filter(hour__gte=since).delete()
+    Call.objects.filter(timestamp__gte=since).delete()
     written, after = 0, ""
     rows = Event.objects.filter(type=CALL_COMPLETED).order_by("id")
     while True:

@@ -131,7 +131,6 @@ def hold_of(held: Reservation | None) -> dict | None:
 def record(call: Call) -> None:
     """Price the call and queue its events. Never raises: a call must not fail
     because its accounting did; the failure is logged loudly instead."""
-    metrics.in_flight.dec()
     try:
         call.finished = call.finished or time.perf_counter()
         price(call)  # cancelled calls are billed too; a refused one costs $0 (null if unpriced)
@@ -140,6 +139,10 @@ def record(call: Call) -> None:
         observe(call)
     except Exception:
         logger.exception("could not record call %s", call.request_id)
+    finally:
+        # Only once its events are queued: whoever waits for in_flight to reach 0 (a test,
+        # a drain) then finds them in the writer's queue.
+        metrics.in_flight.dec()
 
 
 COMMON = (

@@ -16,7 +16,7 @@ import time
 import orjson
 from django.http import HttpRequest, HttpResponse
 
-from gateway import auth, calls, proxy, quota, routing, upstream
+from gateway import auth, calls, metrics, proxy, quota, routing, upstream
 from gateway.calls import Call
 from gateway.errors import bad_request
 from gateway.events import PendingEvent, make_event, new_id, writer
@@ -62,6 +62,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
         call.finished = time.perf_counter()
         quota.settle(call)
         writer.submit([counted_event(call, content)])
+        metrics.token_counts.labels(metrics.status_label(call.status)).inc()
     http = HttpResponse(content, status=response.status)
     for name, value in upstream.relayed_headers(response).items():
         http[name] = value

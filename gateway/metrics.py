@@ -41,6 +41,10 @@ upstream_latency = Histogram(
 )  # fmt: skip
 tokens = Counter("metis_tokens", "Tokens by kind", ["provider", "model", "kind"], registry=registry)
 cost = Counter("metis_cost_usd", "Priced spend in USD", ["provider", "model"], registry=registry)
+token_counts = Counter(
+    "metis_token_counts", "count_tokens requests, refusals included", ["status"],
+    registry=registry,
+)  # fmt: skip
 in_flight = Gauge("metis_calls_in_flight", "Calls accepted and not yet recorded", registry=registry)
 
 OTHER = "other"

@@ -215,7 +215,11 @@ def run_serve(args: argparse.Namespace) -> int:
     setup_django()
     with home_lock():
         ensure_first_admin()
+    from analytics import retention
+
+    retention.schedule()  # daily, when METIS_EVENT_RETENTION_DAYS is set
     print(f"metis: admin and dashboard on http://{display_host(args.host)}:{args.port}/admin/")
+    warn_without_tls(args.host, "passwords and session cookies")
     if not local:
         print(
             "metis: sign-in required for the dashboard and analytics API (not local mode):"
@@ -229,6 +233,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     check_port_free(args.host, args.port)
     setup_django()
     print(f"metis: gateway on http://{display_host(args.host)}:{args.port}")
+    warn_without_tls(args.host, "tokens, prompts and answers")
     run_uvicorn(args.host, args.port)
     return 0
 
@@ -260,6 +265,15 @@ def run_manage(args: argparse.Namespace) -> int:
     setup_django(migrate=False)
     execute_from_command_line(["metis manage", *args.arguments])
     return 0
+
+
+def warn_without_tls(host: str, what: str) -> None:
+    if host not in LOOPBACK:
+        print(
+            f"metis: warning: listening beyond loopback on plain HTTP; {what} travel in clear"
+            " text: put TLS in front (docs/deployment.md)",
+            file=sys.stderr,
+        )
 
 
 def display_host(host: str) -> str:

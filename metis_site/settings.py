@@ -318,3 +318,12 @@ METIS_CLIENT_BODY_TIMEOUT = envfloat("METIS_CLIENT_BODY_TIMEOUT", 60.0)
 METIS_METRICS_TOKEN = os.environ.get("METIS_METRICS_TOKEN", "")
 METIS_METRICS_OPEN = envbool("METIS_METRICS_OPEN", False)
 METIS_EVENT_SHUTDOWN_SECONDS = envfloat("METIS_EVENT_SHUTDOWN_SECONDS", 30.0)
+# Raw events older than this many days are pruned by `metis serve` once a day (and by
+# `metis manage prune`); 0, the default, keeps them forever. Calls and rollups stay.
+METIS_EVENT_RETENTION_DAYS = envint("METIS_EVENT_RETENTION_DAYS", 0)
+if METIS_EVENT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("METIS_EVENT_RETENTION_DAYS must be 0 (keep forever) or more days")
+# Metis-API-Version: versions still served but deprecated, version -> Sunset (an HTTP-date).
+# Set in code by the release that ships a new major version, not by operators
+# (docs/specs/api-versioning.md).
+METIS_API_DEPRECATED: dict[str, str] = {}

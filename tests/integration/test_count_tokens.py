@@ -7,6 +7,7 @@ from decimal import Decimal
 import anthropic
 import pytest
 
+from gateway import metrics
 from identity.models import GatewayKey, Quota
 from tests.integration.test_quota import call, worst_case
 
@@ -36,8 +37,14 @@ def test_a_count_is_recorded_as_its_own_event_and_costs_nothing(gateway, client)
     assert gateway.events("llm.call_completed") == []  # not a call that generates
 
 
+def refused_counts() -> float:
+    sample = metrics.registry.get_sample_value("metis_token_counts_total", {"status": "429"})
+    return sample or 0.0
+
+
 def test_a_spent_budget_refuses_counts_without_asking_the_provider(gateway, client):
     key_quota(period="day", hard_cap_usd=Decimal("0"))
+    before = refused_counts()
     for _ in range(5):
         with pytest.raises(anthropic.RateLimitError) as refused:
             client.messages.count_tokens(model="haiku", messages=HELLO)
@@ -45,6 +52,7 @@ def test_a_spent_budget_refuses_counts_without_asking_the_provider(gateway, clie
     assert counted_upstream(gateway) == []
     events = gateway.events("llm.tokens_counted")
     assert [e["error_class"] for e in events] == ["QUOTA_EXCEEDED"] * 5
+    assert refused_counts() - before == 5  # visible on /metrics too
 
 
 def test_counts_are_requests_against_the_rate_limit(gateway, client, token):
