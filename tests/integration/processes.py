@@ -51,6 +51,7 @@ def running(command: str, health: str, *args: str, **settings: str) -> Iterator[
     tmp.mkdir()
     port = free_port()
     env = {**os.environ, "METIS_HOME": str(home), "TMPDIR": str(tmp), **settings}
+    env.setdefault("METIS_SERVE_GATEWAY", "0")  # `metis serve` alone
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "metis_site.cli", command, "--port", str(port), *args],
