@@ -9,6 +9,7 @@ several workers sharing the stream do not interleave.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -56,6 +57,7 @@ def fields_of(call: Call) -> dict:
         "cost_usd": format(cost, "f") if cost is not None else None,
         "latency_ms": call.latency_ms,
         "ttft_ms": call.ttft_ms,
+        "pid": os.getpid(),  # which worker of `metis gateway --workers N`
     }
 
 

@@ -23,6 +23,9 @@ from analytics import local_mode
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
 
 if os.environ.get("METIS_ROLE") == "gateway":
+    from metis_site import servers
+
+    servers.stop_with_parent()  # a worker of `metis gateway --workers N` dies with it
     django.setup(set_prefix=False)
     from gateway.handler import GatewayASGIHandler, drop_request_db_housekeeping
 

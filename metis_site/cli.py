@@ -4,6 +4,7 @@
                   [--gateway-port 8422]         gateway as a child process
                   [--no-gateway]                (METIS_SERVE_GATEWAY=0: the admin alone)
     metis gateway [--host H] [--port 8422]      the LLM gateway
+                  [--workers 1]                 processes serving its port (>1 needs REDIS_URL)
     metis gateway issue-key --name N --workspace PATH [--user U] [--team T]
                             [--models m1,m2] [--expires 30d]
     metis gateway revoke-key KEY_ID | rotate-key KEY_ID | list-keys
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gateway = commands.add_parser("gateway", help="run the gateway, or manage its keys")
     add_bind_arguments(gateway, port=8422)
+    gateway.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the port (1); more than one needs REDIS_URL",
+    )
     gateway.set_defaults(handler=run_gateway, role="gateway")
     key_commands = gateway.add_subparsers(title="key commands", metavar="KEY_COMMAND")
 
@@ -188,7 +195,7 @@ def check_port_free(host: str, port: int, *, flag: str = "--port") -> None:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def run_uvicorn(host: str, port: int) -> None:
+def run_uvicorn(host: str, port: int, *, workers: int = 1) -> None:
     import signal
 
     import uvicorn
@@ -198,6 +205,10 @@ def run_uvicorn(host: str, port: int) -> None:
     # uvicorn drains on SIGTERM, then re-raises it so the process dies by the signal
     # (exit status -15 / 143). A clean, drained shutdown exits 0 instead, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if workers > 1:
+        from metis_site import servers
+
+        servers.workers_stop_with_this_process()
     uvicorn.run(
         "metis_site.asgi:application",
         host=host,
@@ -207,6 +218,9 @@ def run_uvicorn(host: str, port: int) -> None:
         log_level=os.environ.get("METIS_LOG_LEVEL", "info").lower(),
         timeout_graceful_shutdown=30,
         http=HttpProtocol,  # closes connections whose headers trickle in (slowloris)
+        # >1: uvicorn's supervisor, one socket shared by spawned workers, each with its own
+        # lifespan (recovery, journal, event writer) and a replacement if it dies.
+        workers=workers,
     )
 
 
@@ -250,10 +264,13 @@ def run_gateway(args: argparse.Namespace) -> int:
     from metis_site import servers
 
     servers.stop_with_parent()
+    if problem := servers.workers_problem(args.workers):
+        raise CommandError(problem)
     check_port_free(args.host, args.port)
     setup_django()
-    print(f"metis: gateway on http://{display_host(args.host)}:{args.port}")
-    run_uvicorn(args.host, args.port)
+    workers = f" ({args.workers} workers)" if args.workers > 1 else ""
+    print(f"metis: gateway on http://{display_host(args.host)}:{args.port}{workers}")
+    run_uvicorn(args.host, args.port, workers=args.workers)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""How `metis serve` runs the gateway beside itself, as a child process.
+"""How `metis serve` runs the gateway beside itself, and the gateway runs several workers.
 
 The README's first command starts the whole product: `metis serve` starts `metis gateway`
 as a child (unless --no-gateway or METIS_SERVE_GATEWAY=0) and stops it when it stops, with
@@ -9,6 +9,13 @@ for a SIGTERM if its parent dies without stopping it (kill -9, a closed terminal
 never outlives `metis serve`. If the gateway dies on its own, `metis serve` says so and
 stops too (exit status 1): half a product that looks whole is worse than none, and a
 supervisor restarts both.
+
+`metis gateway --workers N` (N > 1) is uvicorn's own supervisor: it binds the port once and
+spawns N workers that share the socket, each running the ASGI lifespan as a lone gateway
+does (recovery of dead journals, its own journal and event writer, a drain and flush on
+SIGTERM); it replaces a worker that dies, and the replacement's start recovers the dead
+one's journal. Budgets and rate limits must then be shared, so N > 1 needs REDIS_URL;
+and each worker, like the child of `metis serve`, stops when its supervisor dies.
 """
 
 from __future__ import annotations
@@ -86,3 +93,20 @@ def stop_with_parent() -> None:
         return
     if os.getppid() != int(parent):  # it died before the request was made
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def workers_problem(workers: int) -> str | None:
+    """What is wrong with `--workers N`, in one line, or None."""
+    if workers < 1:
+        return f"--workers must be at least 1, got {workers}"
+    if workers > 1 and not os.environ.get("REDIS_URL"):
+        return (
+            f"--workers {workers} needs REDIS_URL (without it budgets and rate limits are held"
+            " in each process): set REDIS_URL=redis://HOST:6379/0, or run one worker"
+        )
+    return None
+
+
+def workers_stop_with_this_process() -> None:
+    """The workers uvicorn is about to spawn inherit this, and call `stop_with_parent()`."""
+    os.environ[PARENT_ENV] = str(os.getpid())

@@ -1,0 +1,189 @@
+"""`metis gateway --workers N`: one port served by N real processes (uvicorn's supervisor),
+every call recorded once, a dead worker's journal recovered by its replacement; refused
+without REDIS_URL, since budgets would then be per process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import redis
+from django.conf import settings
+
+from gateway.mock import MockProviderThread
+from tests.integration.gateway_process import Load, free_port, gateway_env, issue_key
+
+SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+# A database number of its own on the shared Redis: only this test's budget keys live there.
+REDIS_URL = "redis://127.0.0.1:6379/11"
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not SQLITE, reason="the workers write their own SQLite"),
+]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        for key in client.scan_iter("metis:budget:*"):
+            client.delete(key)
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("no Redis at 127.0.0.1:6379 (CI always has one)")
+    return REDIS_URL
+
+
+class Workers:
+    def __init__(self, env: dict[str, str], workers: int = 2) -> None:
+        self.port = free_port()
+        self.log = Path(env["METIS_HOME"]) / f"workers-{self.port}.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "metis_site.cli", "gateway", "--port", str(self.port),
+                 "--workers", str(workers)],
+                env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while len(self.worker_pids()) < workers or not self.healthy():
+            assert self.process.poll() is None, self.output()
+            assert time.monotonic() < deadline, f"the workers did not start\n{self.output()}"
+            time.sleep(0.1)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def worker_pids(self) -> set[int]:
+        """The supervisor's children that serve (not multiprocessing's resource tracker)."""
+        found = set()
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (proc / "cmdline").read_bytes()
+            except (OSError, IndexError):
+                continue
+            if ppid == self.process.pid and b"spawn_main" in command:
+                found.add(int(proc.name))
+        return found
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(120)
+
+    def logged_calls(self) -> list[dict]:
+        return [orjson.loads(line) for line in self.output().splitlines() if line[:1] == "{"]
+
+
+def completed(home: Path) -> list[dict]:
+    with sqlite3.connect(home / "metis.db") as conn:
+        rows = conn.execute(
+            "SELECT payload_json FROM events WHERE type = 'llm.call_completed'"
+        ).fetchall()
+    return [orjson.loads(payload) for (payload,) in rows]
+
+
+async def concurrent_calls(url: str, token: str, count: int) -> list[int]:
+    body = {"model": "haiku", "max_tokens": 32,
+            "messages": [{"role": "user", "content": "hello [[fault:slow:0.3]]"}]}  # fmt: skip
+    limits = httpx.Limits(max_connections=count)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        responses = await asyncio.gather(*(
+            client.post("/v1/messages", json=body, headers={"x-api-key": token})
+            for _ in range(count)
+        ))  # fmt: skip
+    return [r.status_code for r in responses]
+
+
+def test_two_workers_serve_one_port_and_record_every_call_once(tmp_path, redis_url):
+    with MockProviderThread(token_delay=0) as mock:
+        env = gateway_env(tmp_path, mock.url)
+        env.update(REDIS_URL=redis_url, METIS_ACCESS_LOG="json")
+        token = issue_key(env)
+        workers = Workers(env)
+        try:
+            pids = workers.worker_pids()
+            statuses = asyncio.run(concurrent_calls(workers.url, token, 80))
+        finally:
+            returncode = workers.stop()
+    assert returncode == 0, workers.output()
+    assert statuses == [200] * 80
+    logged = workers.logged_calls()
+    served_by = Counter(line["pid"] for line in logged)
+    assert set(served_by) == pids and len(pids) == 2, served_by  # both workers answered
+    events = completed(tmp_path)
+    ids = Counter(event["request_id"] for event in events)
+    assert len(events) == 80 and set(ids.values()) == {1}, "a call lost or recorded twice"
+    assert ids.keys() == {line["request_id"] for line in logged}
+    assert not list((tmp_path / "journal").glob("*.log")), "a clean stop leaves no journal"
+
+
+def test_a_killed_worker_is_replaced_and_its_calls_recovered(tmp_path, redis_url):
+    with MockProviderThread(token_delay=0.02) as mock:
+        env = gateway_env(tmp_path, mock.url)
+        env.update(REDIS_URL=redis_url)
+        token = issue_key(env)
+        workers = Workers(env)
+        victim = min(workers.worker_pids())
+        load = Load(workers.url, token)
+        left: list[Path] = []
+
+        def kill() -> None:
+            os.kill(victim, signal.SIGKILL)
+            left.extend((tmp_path / "journal").glob(f"{victim}-*.log"))
+
+        try:
+            asyncio.run(load.run(clients=24, answers=60, during=kill))
+            # The supervisor starts a replacement, whose start recovers the victim's journal.
+            deadline = time.monotonic() + 90
+            while list((tmp_path / "journal").glob(f"{victim}-*.log")):
+                assert time.monotonic() < deadline, f"not recovered\n{workers.output()}"
+                time.sleep(0.2)
+            replacement = workers.worker_pids() - {victim}
+            assert len(replacement) == 2, replacement
+        finally:
+            assert workers.stop() == 0, workers.output()
+    assert left, "the victim had no journal when it died: the test proves nothing"
+    events = completed(tmp_path)
+    calls = Counter(event["user"] for event in events)
+    answered = [o.label for o in load.outcomes if o.complete and o.status == 200]
+    accepted = [o.label for o in load.outcomes if o.status is not None]
+    assert answered and not [label for label in accepted if not calls[label]], "a call was lost"
+    assert set(calls.values()) == {1}, "a call was recorded twice"
+    assert any(e["error_class"] == "GATEWAY_STOPPED" for e in events), "none was in flight"
+    assert not list((tmp_path / "journal").glob("*.log")), "the dead worker's journal is left"
+
+
+def test_more_than_one_worker_without_redis_is_refused_in_one_line(tmp_path):
+    env = gateway_env(tmp_path, "http://127.0.0.1:9")
+    done = subprocess.run(
+        [sys.executable, "-m", "metis_site.cli", "gateway", "--port", "0", "--workers", "2"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "metis: --workers 2 needs REDIS_URL (without it budgets and rate limits are held in"
+        " each process): set REDIS_URL=redis://HOST:6379/0, or run one worker"
+    ]
