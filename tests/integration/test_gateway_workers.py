@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ from django.conf import settings
 
 from gateway.mock import MockProviderThread
 from tests.integration.gateway_process import Load, free_port, gateway_env, issue_key
+from tests.integration.test_quota import RAW, worst_case
 
 SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 # A database number of its own on the shared Redis: only this test's budget keys live there.
@@ -174,6 +176,58 @@ def test_a_killed_worker_is_replaced_and_its_calls_recovered(tmp_path, redis_url
     assert set(calls.values()) == {1}, "a call was recorded twice"
     assert any(e["error_class"] == "GATEWAY_STOPPED" for e in events), "none was in flight"
     assert not list((tmp_path / "journal").glob("*.log")), "the dead worker's journal is left"
+
+
+def metis(env: dict[str, str], *args: str) -> str:
+    command = [sys.executable, "-m", "metis_site.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+
+
+def test_a_hard_cap_and_a_revocation_hold_across_workers(tmp_path, redis_url):
+    with MockProviderThread() as mock:
+        env = gateway_env(tmp_path, mock.url)
+        # Nothing expires from a worker's key cache: only the published revocation helps.
+        env.update(REDIS_URL=redis_url, METIS_KEY_CACHE_SECONDS="600")
+        metis(env, "gateway", "list-keys")  # creates and migrates the database
+        cap = worst_case() * 10
+        metis(env, "manage", "shell", "-c",
+              "from identity.models import Team, Quota; t = Team.objects.create(name='eng'); "
+              f"Quota.objects.create(team=t, period='day', hard_cap_usd='{cap}')")  # fmt: skip
+        issued = metis(env, "gateway", "issue-key", "--name", "shared", "--workspace",
+                       str(tmp_path), "--team", "eng")  # fmt: skip
+        key_id, token = (line.split(": ")[1] for line in issued.splitlines()[:2])
+        workers = Workers(env)
+        try:
+
+            async def waves(count: int) -> list[int]:
+                # Waves, not one burst: alone, each worker would go on admitting calls
+                # until its own view of the spend reached the cap, twice the cap in all.
+                headers = {"x-api-key": token, "anthropic-version": "2023-06-01"}
+                statuses: list[int] = []
+                for _ in range(count):
+                    async with httpx.AsyncClient(base_url=workers.url, timeout=60) as client:
+                        responses = await asyncio.gather(*(
+                            client.post("/v1/messages", headers=headers, content=RAW)
+                            for _ in range(40)
+                        ))  # fmt: skip
+                    statuses += [r.status_code for r in responses]
+                return statuses
+
+            capped = asyncio.run(waves(8))
+            metis(env, "gateway", "revoke-key", key_id)
+            deadline = time.monotonic() + 5
+            while set(revoked := asyncio.run(waves(1))) != {401}:
+                assert time.monotonic() < deadline, Counter(revoked)
+        finally:
+            assert workers.stop() == 0, workers.output()
+    assert set(capped) == {200, 429}
+    with sqlite3.connect(tmp_path / "metis.db") as database:
+        (units,) = database.execute(  # exact: money is stored in integer 1e-10 USD units
+            "SELECT sum(cost_usd) FROM analytics_call WHERE status = 200"
+        ).fetchone()
+    assert 0 < Decimal(units) * Decimal("1e-10") <= cap
+    served_by = {line.split("pid=")[1] for line in workers.output().splitlines() if "pid=" in line}
+    assert len(served_by) == 2, "one worker took every call: the test proves nothing"
 
 
 def test_more_than_one_worker_without_redis_is_refused_in_one_line(tmp_path):
