@@ -98,3 +98,6 @@ async def shutdown() -> None:
     await upstream.close_sessions()
     # Writes every queued event, then deletes the journal the events no longer need.
     await sync_to_async(journal.close, thread_sensitive=False)()
+    from gateway import telemetry
+
+    await sync_to_async(telemetry.close, thread_sensitive=False)()  # the spans still queued
