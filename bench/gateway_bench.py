@@ -66,7 +66,9 @@ def start(args: list[str], env: dict[str, str], core: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "metis_site.cli", *args]
     if os.cpu_count() and os.cpu_count() > core:
         command = ["taskset", "-c", str(core), *command]
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    # stderr (the access log's line per call, on by default) to a file, off the terminal.
+    log = open(Path(env["METIS_HOME"]) / f"{args[0]}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
 
 
 def wait_for(url: str, timeout: float = 30) -> None:

@@ -20,7 +20,7 @@ import orjson
 
 from analytics import pricing
 from analytics.usage import Usage
-from gateway import metrics, quota, routing
+from gateway import access_log, metrics, quota, routing, telemetry
 from gateway.auth import Caller
 from gateway.events import PendingEvent, make_event
 from gateway.journal import journal
@@ -137,6 +137,8 @@ def record(call: Call) -> None:
         quota.settle(call)
         journal.finished(call.request_id, events_of(call))
         observe(call)
+        access_log.write(call)
+        telemetry.export(call)
     except Exception:
         logger.exception("could not record call %s", call.request_id)
     finally:

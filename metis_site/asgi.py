@@ -23,6 +23,9 @@ from analytics import local_mode
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
 
 if os.environ.get("METIS_ROLE") == "gateway":
+    from metis_site import servers
+
+    servers.stop_with_parent()  # a worker of `metis gateway --workers N` dies with it
     django.setup(set_prefix=False)
     from gateway.handler import GatewayASGIHandler, drop_request_db_housekeeping
 
@@ -95,3 +98,6 @@ async def shutdown() -> None:
     await upstream.close_sessions()
     # Writes every queued event, then deletes the journal the events no longer need.
     await sync_to_async(journal.close, thread_sensitive=False)()
+    from gateway import telemetry
+
+    await sync_to_async(telemetry.close, thread_sensitive=False)()  # the spans still queued

@@ -1,7 +1,10 @@
 """The `metis` command line.
 
-    metis serve   [--host H] [--port 8421]      admin, dashboard, analytics API
+    metis serve   [--host H] [--port 8421]      admin, dashboard, analytics API, and the
+                  [--gateway-port 8422]         gateway as a child process
+                  [--no-gateway]                (METIS_SERVE_GATEWAY=0: the admin alone)
     metis gateway [--host H] [--port 8422]      the LLM gateway
+                  [--workers 1]                 processes serving its port (>1 needs REDIS_URL)
     metis gateway issue-key --name N --workspace PATH [--user U] [--team T]
                             [--models m1,m2] [--expires 30d]
     metis gateway revoke-key KEY_ID | rotate-key KEY_ID | list-keys
@@ -55,12 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metis", description="Metis, the LLM API gateway.")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the admin, dashboard and analytics API")
+    serve = commands.add_parser("serve", help="run the admin, dashboard and API, and the gateway")
     add_bind_arguments(serve, port=8421)
+    serve.add_argument("--gateway-port", type=int, default=8422, help="the gateway's port (8422)")
+    serve.add_argument(
+        "--no-gateway",
+        action="store_true",
+        help="do not start the gateway (also METIS_SERVE_GATEWAY=0); run it with 'metis gateway'",
+    )
     serve.set_defaults(handler=run_serve, role="serve")
 
     gateway = commands.add_parser("gateway", help="run the gateway, or manage its keys")
     add_bind_arguments(gateway, port=8422)
+    gateway.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the port (1); more than one needs REDIS_URL",
+    )
     gateway.set_defaults(handler=run_gateway, role="gateway")
     key_commands = gateway.add_subparsers(title="key commands", metavar="KEY_COMMAND")
 
@@ -165,7 +180,7 @@ def migrate_if_needed() -> None:
         call_command("migrate", interactive=False, verbosity=0)
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, *, flag: str = "--port") -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -175,12 +190,12 @@ def check_port_free(host: str, port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise CommandError(
                     f"port {port} on {host} is already in use (is Metis already running?);"
-                    " pick another with --port"
+                    f" pick another with {flag}"
                 ) from None
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def run_uvicorn(host: str, port: int) -> None:
+def run_uvicorn(host: str, port: int, *, workers: int = 1) -> None:
     import signal
 
     import uvicorn
@@ -190,6 +205,10 @@ def run_uvicorn(host: str, port: int) -> None:
     # uvicorn drains on SIGTERM, then re-raises it so the process dies by the signal
     # (exit status -15 / 143). A clean, drained shutdown exits 0 instead, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if workers > 1:
+        from metis_site import servers
+
+        servers.workers_stop_with_this_process()
     uvicorn.run(
         "metis_site.asgi:application",
         host=host,
@@ -199,6 +218,9 @@ def run_uvicorn(host: str, port: int) -> None:
         log_level=os.environ.get("METIS_LOG_LEVEL", "info").lower(),
         timeout_graceful_shutdown=30,
         http=HttpProtocol,  # closes connections whose headers trickle in (slowloris)
+        # >1: uvicorn's supervisor, one socket shared by spawned workers, each with its own
+        # lifespan (recovery, journal, event writer) and a replacement if it dies.
+        workers=workers,
     )
 
 
@@ -206,7 +228,15 @@ def run_uvicorn(host: str, port: int) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from metis_site import servers
+
     check_port_free(args.host, args.port)
+    off = os.environ.get("METIS_SERVE_GATEWAY", "").lower() in ("0", "false", "no", "off")
+    with_gateway = not (args.no_gateway or off)
+    if with_gateway:
+        if args.gateway_port == args.port:
+            raise CommandError("--gateway-port must differ from --port")
+        check_port_free(args.host, args.gateway_port, flag="--gateway-port")
     # Local mode (analytics and dashboard without login) only on loopback, and never when
     # METIS_REQUIRE_LOGIN is set: bound anywhere else, every request needs a login.
     require_login = os.environ.get("METIS_REQUIRE_LOGIN", "").lower() in ("1", "true", "yes", "on")
@@ -225,16 +255,27 @@ def run_serve(args: argparse.Namespace) -> int:
             "metis: sign-in required for the dashboard and analytics API (not local mode):"
             f" http://{display_host(args.host)}:{args.port}/login/"
         )
-    run_uvicorn(args.host, args.port)
-    return 0
+    if not with_gateway:
+        run_uvicorn(args.host, args.port)
+        return 0
+    gateway = servers.GatewayChild(args.host, args.gateway_port)
+    with gateway, contextlib.suppress(SystemExit):  # run_uvicorn's exit after a SIGTERM
+        run_uvicorn(args.host, args.port)
+    return 1 if gateway.died is not None else 0
 
 
 def run_gateway(args: argparse.Namespace) -> int:
+    from metis_site import servers
+
+    servers.stop_with_parent()
+    if problem := servers.workers_problem(args.workers):
+        raise CommandError(problem)
     check_port_free(args.host, args.port)
     setup_django()
-    print(f"metis: gateway on http://{display_host(args.host)}:{args.port}")
+    workers = f" ({args.workers} workers)" if args.workers > 1 else ""
+    print(f"metis: gateway on http://{display_host(args.host)}:{args.port}{workers}")
     warn_without_tls(args.host, "tokens, prompts and answers")
-    run_uvicorn(args.host, args.port)
+    run_uvicorn(args.host, args.port, workers=args.workers)
     return 0
 
 

@@ -286,6 +286,12 @@ LOGGING = {
 }
 
 # Gateway knobs.
+# One line per call on stderr (gateway/access_log.py): text, json or off.
+METIS_ACCESS_LOG = os.environ.get("METIS_ACCESS_LOG", "").strip().lower() or "text"
+if METIS_ACCESS_LOG not in ("text", "json", "off"):
+    raise ImproperlyConfigured(
+        f"METIS_ACCESS_LOG must be 'text', 'json' or 'off', got {METIS_ACCESS_LOG!r}"
+    )
 METIS_KEY_CACHE_SECONDS = envfloat("METIS_KEY_CACHE_SECONDS", 1.0)
 METIS_UPSTREAM_RETRIES = envint("METIS_UPSTREAM_RETRIES", 2)
 METIS_UPSTREAM_RETRY_SECONDS = envfloat("METIS_UPSTREAM_RETRY_SECONDS", 30.0)

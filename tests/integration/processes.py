@@ -51,16 +51,20 @@ def running(command: str, health: str, *args: str, **settings: str) -> Iterator[
     tmp.mkdir()
     port = free_port()
     env = {**os.environ, "METIS_HOME": str(home), "TMPDIR": str(tmp), **settings}
+    env.setdefault("METIS_SERVE_GATEWAY", "0")  # `metis serve` alone
     env.pop("DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "metis_site.cli", command, "--port", str(port), *args],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    # To a file, not a pipe nobody reads: the gateway's access log would fill it.
+    log = home / "stderr.log"
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "metis_site.cli", command, "--port", str(port), *args],
+            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
     server = Server(port, home, tmp, process)
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, process.stderr.read().decode()
+            assert process.poll() is None, log.read_text(errors="replace")
             try:
                 if httpx.get(f"{server.url}{health}", timeout=1).status_code == 200:
                     break

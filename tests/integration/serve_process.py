@@ -62,7 +62,8 @@ def start_serve(home: Path, name: str, **env: str) -> Serve:
     environment = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "METIS_LOCAL_MODE")
     }
-    environment.update(METIS_HOME=str(home), PYTHONUNBUFFERED="1", **env)
+    # The admin alone: these tests are about `metis serve` (test_serve_gateway.py: both).
+    environment.update(METIS_HOME=str(home), PYTHONUNBUFFERED="1", METIS_SERVE_GATEWAY="0", **env)
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "metis_site.cli", "serve", "--port", str(port)],

@@ -211,7 +211,8 @@ def test_metis_serve_is_open_only_on_loopback_without_require_login(
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "METIS_LOCAL_MODE")}
     env.update(METIS_HOME=str(tmp_path), METIS_REQUIRE_LOGIN=require_login)
     server = subprocess.Popen(
-        [sys.executable, "-m", "metis_site.cli", "serve", "--host", host, "--port", str(port)],
+        [sys.executable, "-m", "metis_site.cli", "serve", "--host", host, "--port", str(port),
+         "--no-gateway"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -258,7 +258,12 @@ BAD_SETUPS = {
 
 @pytest.mark.parametrize(("overrides", "says"), BAD_SETUPS.values(), ids=BAD_SETUPS.keys())
 @pytest.mark.parametrize(
-    "command", [["serve", "--port", "0"], ["gateway", "--port", "0"], ["gateway", "list-keys"]]
+    "command",
+    [
+        ["serve", "--port", "0", "--no-gateway"],
+        ["gateway", "--port", "0"],
+        ["gateway", "list-keys"],
+    ],
 )
 def test_a_bad_setup_is_one_clear_line_before_anything_starts(tmp_path, overrides, says, command):
     file = tmp_path / "a-file"

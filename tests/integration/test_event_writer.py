@@ -64,13 +64,16 @@ def issue_key(env: dict[str, str]) -> str:
 
 
 def start_gateway(env: dict[str, str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "metis_site.cli", "gateway", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    # To a file, not a pipe nobody reads: the access log's line per call would fill it.
+    log = Path(env["METIS_HOME"]) / f"gateway-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "metis_site.cli", "gateway", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     deadline = time.monotonic() + 30
     while True:
-        assert process.poll() is None, process.stderr.read().decode()
+        assert process.poll() is None, log.read_text(errors="replace")
         assert time.monotonic() < deadline, "the gateway did not start"
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:

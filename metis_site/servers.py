@@ -1,0 +1,112 @@
+"""How `metis serve` runs the gateway beside itself, and the gateway runs several workers.
+
+The README's first command starts the whole product: `metis serve` starts `metis gateway`
+as a child (unless --no-gateway or METIS_SERVE_GATEWAY=0) and stops it when it stops, with
+one SIGTERM, after which the gateway drains its calls and writes its events as it always
+does. The child runs in its own session, so a terminal's Ctrl-C reaches `metis serve`
+alone and the gateway hears of it exactly once, from its parent; it also asks the kernel
+for a SIGTERM if its parent dies without stopping it (kill -9, a closed terminal), so it
+never outlives `metis serve`. If the gateway dies on its own, `metis serve` says so and
+stops too (exit status 1): half a product that looks whole is worse than none, and a
+supervisor restarts both.
+
+`metis gateway --workers N` (N > 1) is uvicorn's own supervisor: it binds the port once and
+spawns N workers that share the socket, each running the ASGI lifespan as a lone gateway
+does (recovery of dead journals, its own journal and event writer, a drain and flush on
+SIGTERM); it replaces a worker that dies, and the replacement's start recovers the dead
+one's journal. Budgets and rate limits must then be shared, so N > 1 needs REDIS_URL;
+and each worker, like the child of `metis serve`, stops when its supervisor dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+PARENT_ENV = "METIS_STOP_WITH_PARENT"
+STOP_SECONDS = 90  # its drain (30 s) and its event flush (METIS_EVENT_SHUTDOWN_SECONDS, 30 s)
+
+
+class GatewayChild:
+    """`metis gateway` started by `metis serve`; a context manager that stops it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.process: subprocess.Popen | None = None
+        self.stopping = False
+        self.died: int | None = None  # its exit status, when it stopped on its own
+
+    def __enter__(self) -> GatewayChild:
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        command = [sys.executable, "-m", "metis_site.cli", "gateway"]
+        self.process = subprocess.Popen(
+            [*command, "--host", self.host, "--port", str(self.port)],
+            env=env, start_new_session=True,
+        )  # fmt: skip
+        threading.Thread(target=self.watch, name="gateway-child", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def watch(self) -> None:
+        status = self.process.wait()
+        if self.stopping:
+            return
+        self.died = status
+        print(
+            f"metis: the gateway (pid {self.process.pid}) stopped with exit status {status};"
+            " stopping metis serve too",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's own graceful stop
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            # Its journal keeps what it had not written; the next start records it.
+            print("metis: the gateway did not stop in time; killed it", file=sys.stderr)
+            self.process.kill()
+            self.process.wait()
+
+
+def stop_with_parent() -> None:
+    """In a gateway started by `metis serve`: a SIGTERM when that parent dies, Linux only."""
+    parent = os.environ.pop(PARENT_ENV, None)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def workers_problem(workers: int) -> str | None:
+    """What is wrong with `--workers N`, in one line, or None."""
+    if workers < 1:
+        return f"--workers must be at least 1, got {workers}"
+    if workers > 1 and not os.environ.get("REDIS_URL"):
+        return (
+            f"--workers {workers} needs REDIS_URL (without it budgets and rate limits are held"
+            " in each process): set REDIS_URL=redis://HOST:6379/0, or run one worker"
+        )
+    return None
+
+
+def workers_stop_with_this_process() -> None:
+    """The workers uvicorn is about to spawn inherit this, and call `stop_with_parent()`."""
+    os.environ[PARENT_ENV] = str(os.getpid())
