@@ -199,6 +199,7 @@ def run_uvicorn(host: str, port: int, *, workers: int = 1) -> None:
     import signal
 
     import uvicorn
+    from django.conf import settings
 
     from metis_site.server import HttpProtocol
 
@@ -215,7 +216,7 @@ def run_uvicorn(host: str, port: int, *, workers: int = 1) -> None:
         port=port,
         lifespan="on",
         access_log=False,
-        log_level=os.environ.get("METIS_LOG_LEVEL", "info").lower(),
+        log_level=settings.METIS_LOG_LEVEL.lower(),
         timeout_graceful_shutdown=30,
         http=HttpProtocol,  # closes connections whose headers trickle in (slowloris)
         # >1: uvicorn's supervisor, one socket shared by spawned workers, each with its own

@@ -276,12 +276,18 @@ METIS_ANTHROPIC_BASE_URL = os.environ.get("METIS_ANTHROPIC_BASE_URL", "https://a
 METIS_OPENAI_API_KEY = os.environ.get("METIS_OPENAI_API_KEY", "")
 METIS_OPENAI_BASE_URL = os.environ.get("METIS_OPENAI_BASE_URL", "https://api.openai.com")
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+METIS_LOG_LEVEL = os.environ.get("METIS_LOG_LEVEL", "").strip().upper() or "INFO"
+if METIS_LOG_LEVEL not in LOG_LEVELS:  # logging's own error would be a traceback
+    raise ImproperlyConfigured(
+        f"METIS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {METIS_LOG_LEVEL!r}"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["stderr"], "level": os.environ.get("METIS_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["stderr"], "level": METIS_LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 

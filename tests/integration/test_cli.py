@@ -253,6 +253,7 @@ BAD_SETUPS = {
         "DATABASE_URL must be sqlite:///PATH or postgres://",
     ),
     "no scheme": ({"DATABASE_URL": "metis.db"}, "not a value without a scheme"),
+    "an unknown log level": ({"METIS_LOG_LEVEL": "loud"}, "METIS_LOG_LEVEL must be one of"),
 }
 
 
@@ -279,3 +280,14 @@ def test_a_bad_setup_is_one_clear_line_before_anything_starts(tmp_path, override
 
     assert_one_clear_error(result.returncode, result.stdout, result.stderr, says=says)
     assert "s3cret" not in result.stderr  # a database password is never echoed
+
+
+def test_a_log_level_in_lower_case_is_accepted(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METIS_", "DATABASE_URL"))}
+    env.update(METIS_HOME=str(tmp_path / "home"), METIS_LOG_LEVEL="warning")
+    result = subprocess.run(
+        [sys.executable, "-m", "metis_site.cli", "gateway", "list-keys"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
