@@ -22,9 +22,12 @@ def started_output(command: str, host: str, home: Path, health: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(METIS_HOME=str(home), PYTHONUNBUFFERED="1")
     log = home.parent / f"{command}-{host}.log"
+    # serve alone: with its gateway child it would print the gateway's warning too.
+    alone = ["--no-gateway"] if command == "serve" else []
+    args = [command, "--host", host, "--port", str(port), *alone]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "metis_site.cli", command, "--host", host, "--port", str(port)],
+            [sys.executable, "-m", "metis_site.cli", *args],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
