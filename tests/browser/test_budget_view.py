@@ -123,10 +123,15 @@ def test_axe_finds_nothing_serious_on_any_tab(page, live_server, world):
         assert serious == [], (url, serious)
 
 
+SETTLED = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+
+
 def test_focus_stays_on_the_control_used_after_a_swap(page, live_server, world):
     sign_in(page, live_server, world["people"]["olga"])
     page.goto("/dashboard/")
     for control in ("#tab-identity", "#view-key", "#sort-name", "#window-7d", "#tab-cost"):
+        # The previous swap must have settled: a key pressed mid-swap lands on the old element.
+        page.wait_for_function(SETTLED)
         page.locator(control).focus()
         page.keyboard.press("Enter")
         expect(page.locator(control)).to_have_attribute("aria-current", ["true", "page"][
