@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from ipaddress import ip_address
-from pathlib import Path
 
 import httpx
 import pytest
 
 from analytics.local_mode import is_local, socket_owner
+from tests.integration.nginx import require_nginx, start_nginx
 from tests.integration.serve_process import Serve, free_port, start_serve
-
-NGINX = Path("/usr/sbin/nginx")
 
 
 @pytest.fixture(scope="module")
@@ -84,24 +81,11 @@ def test_a_connection_from_another_os_user_does_not(serve):
     assert status_as_user(os.geteuid(), serve.port) == 200
 
 
-NGINX_CONF = """
-{user}
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+SITE = """
     server {{
         listen 127.0.0.1:{port};
         location / {{ proxy_pass http://127.0.0.1:{upstream}; {extra}}}
     }}
-}}
 """
 
 
@@ -109,28 +93,14 @@ http {{
 def nginx(request, serve, tmp_path) -> Iterator[str]:
     """The real nginx (Debian's package), as its default site proxies: just proxy_pass;
     and once speaking HTTP/1.1, where only the socket's owner (its worker) gives it away."""
-    if not NGINX.exists():
-        message = f"{NGINX} is missing: apt-get install nginx"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_nginx()
     extra = ""
     if request.param == "http/1.1":
         if os.geteuid() != 0:
             pytest.skip("nginx workers run as another user only when started as root (CI is)")
         extra = "proxy_http_version 1.1; "
     port = free_port()
-    # As root, the workers drop to an unprivileged user, as every packaged nginx does.
-    user = "user nobody nogroup;" if os.geteuid() == 0 else ""
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(user=user, tmp=tmp_path, port=port, upstream=serve.port, extra=extra)
-    )
-    process = subprocess.Popen(
-        [str(NGINX), "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log"),
-         "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    process = start_nginx(tmp_path, SITE.format(port=port, upstream=serve.port, extra=extra))
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -5,11 +5,9 @@ docs/deployment.md shows) with a certificate from a CA made here, in front of a 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import sqlite3
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,10 +27,10 @@ from django.conf import settings
 
 from gateway.mock import MockProviderThread
 from tests.integration.gateway_process import GatewayProcess, free_port, gateway_env, issue_key
+from tests.integration.nginx import require_nginx, start_nginx
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "deploy" / "nginx" / "metis.conf"
-NGINX = Path("/usr/sbin/nginx")
 SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 HELLO = [{"role": "user", "content": "Say hello"}]
 
@@ -101,24 +99,6 @@ def site_config(port: int, gateway_port: int, cert: Path, key: Path) -> str:
     return text.replace("/etc/ssl/metis/privkey.pem", str(key))
 
 
-NGINX_CONF = """
-{user}
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-{site}
-}}
-"""
-
-
 @dataclass
 class Deployment:
     url: str
@@ -140,11 +120,7 @@ class Deployment:
 
 @pytest.fixture
 def deployment(tmp_path) -> Iterator[Deployment]:
-    if not NGINX.exists():
-        message = f"{NGINX} is missing: apt-get install nginx"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_nginx()
     ca, cert, key = certificates(tmp_path)
     home = tmp_path / "home"
     with MockProviderThread(token_delay=0.01) as mock:
@@ -152,15 +128,7 @@ def deployment(tmp_path) -> Iterator[Deployment]:
         token = issue_key(env, "tls")
         gateway = GatewayProcess(env)
         port = free_port()
-        user = "user nobody nogroup;" if os.geteuid() == 0 else ""
-        conf = tmp_path / "nginx.conf"
-        site = site_config(port, gateway.port, cert, key)
-        conf.write_text(NGINX_CONF.format(user=user, tmp=tmp_path, site=site))
-        nginx = subprocess.Popen(
-            [str(NGINX), "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log"),
-             "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        nginx = start_nginx(tmp_path, site_config(port, gateway.port, cert, key))
         url = f"https://localhost:{port}"
         context = ssl.create_default_context(cafile=str(ca))
         try:
