@@ -1,6 +1,6 @@
 """Typed rows and hourly rollups from `llm.call_completed` events.
 
-The event writer (`gateway/events.py`) calls `record()` in the transaction that inserts
+The event writer (`analytics/writer.py`) calls `record()` in the transaction that inserts
 the events, so `Call`, `CallHour` and `CallDay` never disagree with `events`; `rebuild()` makes
 both again from the events (`metis manage rebuild_rollups`). Nothing is written here
 that is not in an event.

@@ -59,7 +59,7 @@ def fill(calls: int, *, batch: int = 5000, seed: int = 1) -> float:
     from django.db import transaction
     from ulid import ULID
 
-    from gateway.events import PendingEvent, insert_events, record_calls
+    from analytics.writer import PendingEvent, insert_events, record_calls
 
     rng = random.Random(seed)
     teams = [f"team-{t}" for t in range(8)]

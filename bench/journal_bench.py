@@ -32,7 +32,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from gateway.events import EventWriter, make_event, new_id  # noqa: E402
+from analytics.writer import EventWriter, make_event, new_id  # noqa: E402
 from gateway.journal import Journal  # noqa: E402
 
 DESCRIBED = {

@@ -39,8 +39,8 @@ def fill(calls: int, days: int, *, batch: int = 5000) -> None:
     from ulid import ULID
 
     from analytics.usage import Usage
+    from analytics.writer import PendingEvent, insert_events, record_calls
     from gateway.calls import events_from
-    from gateway.events import PendingEvent, insert_events, record_calls
 
     rng = random.Random(1)
     keys = [(f"gk_01JBENCH{k:017d}", f"key-{k}", f"dev-{k}", f"team-{k % 8}") for k in range(40)]

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
+from analytics.writer import make_event, writer
 from gateway import routing, upstream
-from gateway.events import make_event, writer
 
 if TYPE_CHECKING:
     from gateway.calls import Call

@@ -20,9 +20,9 @@ import orjson
 
 from analytics import pricing
 from analytics.usage import Usage
+from analytics.writer import PendingEvent, make_event
 from gateway import access_log, metrics, quota, routing, telemetry
 from gateway.auth import Caller
-from gateway.events import PendingEvent, make_event
 from gateway.journal import journal
 from gateway.quota import Reservation
 from gateway.routing import Route

@@ -16,10 +16,10 @@ import time
 import orjson
 from django.http import HttpRequest, HttpResponse
 
+from analytics.writer import PendingEvent, make_event, new_id, writer
 from gateway import auth, calls, metrics, proxy, quota, routing, upstream
 from gateway.calls import Call
 from gateway.errors import bad_request
-from gateway.events import PendingEvent, make_event, new_id, writer
 from gateway.exchange import encode
 from gateway.providers.base import token_count
 from gateway.shapes import Shape, read_body

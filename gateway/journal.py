@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING
 import orjson
 from django.conf import settings
 
-from gateway.events import new_id, writer
+from analytics.writer import new_id, writer
 
 if TYPE_CHECKING:
-    from gateway.events import EventWriter, PendingEvent
+    from analytics.writer import EventWriter, PendingEvent
 
 logger = logging.getLogger(__name__)
 ROTATE_RECORDS = 5000

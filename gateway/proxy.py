@@ -23,10 +23,10 @@ import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from analytics.usage import Usage
+from analytics.writer import new_id
 from gateway import auth, calls, crossing, estimates, metrics, quota, routing, upstream
 from gateway.calls import Call
 from gateway.errors import GatewayError
-from gateway.events import new_id
 from gateway.exchange import BodyTranslation, EventRelay, Exchange, Passthrough, encode
 from gateway.providers import Provider, UpstreamRequest
 from gateway.shapes import SHAPES, Shape, WireShape

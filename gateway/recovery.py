@@ -41,8 +41,8 @@ from redis.exceptions import RedisError
 from ulid import ULID
 
 from analytics.usage import Usage
+from analytics.writer import PendingEvent, writer
 from gateway import calls, routing, shared_ledger
-from gateway.events import PendingEvent, writer
 from gateway.journal import Journal, journal, journal_dir, read
 from gateway.quota import Rule
 

@@ -281,7 +281,7 @@ def run_gateway(args: argparse.Namespace) -> int:
 
 
 def run_mock_provider(args: argparse.Namespace) -> int:
-    from gateway import mock
+    import mock_provider as mock
 
     check_port_free(args.host, args.port)
     mock.run(args.host, args.port, token_delay=args.token_delay, fixed=args.fixed)

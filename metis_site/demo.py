@@ -219,8 +219,8 @@ def run(*, calls: int) -> None:
     from django.conf import settings
     from django.utils import timezone
 
-    from gateway.mock import MockProviderThread
     from metis_site import demo_history
+    from mock_provider import MockProviderThread
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call is noise here
     keys = make_identities()

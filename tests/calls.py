@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import orjson
 
-from gateway.events import make_event, writer
+from analytics.writer import make_event, writer
 from identity.models import GatewayKey
 
 

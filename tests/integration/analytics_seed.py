@@ -1,5 +1,5 @@
 """Seeding analytics through the real event writer: `llm.call_completed` events at chosen
-moments, submitted to `gateway.events.writer` like the gateway does."""
+moments, submitted to `analytics.writer.writer` like the gateway does."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 import orjson
 from ulid import ULID
 
-from gateway.events import PendingEvent, writer
+from analytics.writer import PendingEvent, writer
 
 
 def call_event(

@@ -17,10 +17,10 @@ import uvicorn
 from django.test import override_settings
 
 from analytics.models import Event
+from analytics.writer import writer
 from gateway import auth, invalidation, metrics, quota, routing, upstream
-from gateway.events import writer
 from gateway.handler import GatewayASGIHandler
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 from tests.factories import make_key, make_team, make_user, make_workspace
 
 

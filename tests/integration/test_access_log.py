@@ -14,7 +14,7 @@ import orjson
 import pytest
 from django.conf import settings
 
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 from tests.integration.gateway_process import GatewayProcess, gateway_env, issue_key
 
 SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 from tests.integration.gateway_process import GatewayProcess, Load, gateway_env, issue_key
 from tests.integration.serve_process import start_serve
 

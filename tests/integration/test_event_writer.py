@@ -23,8 +23,8 @@ from django.conf import settings
 from django.db import OperationalError, connection
 
 from analytics.models import Event
-from gateway.events import Clock, EventWriter, make_event
-from gateway.mock import MockProviderThread
+from analytics.writer import Clock, EventWriter, make_event
+from mock_provider import MockProviderThread
 
 SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 sqlite_only = pytest.mark.skipif(
@@ -148,7 +148,7 @@ def test_events_submitted_while_the_database_is_locked_are_written_after_it_is_r
     locker.execute("BEGIN EXCLUSIVE")
     writer = EventWriter()
     try:
-        with caplog.at_level(logging.WARNING, logger="gateway.events"):
+        with caplog.at_level(logging.WARNING, logger="analytics.writer"):
             for _ in range(10):
                 writer.submit(events(50, "locked"))
                 time.sleep(0.15)
@@ -178,7 +178,7 @@ def test_events_the_database_refuses_at_shutdown_are_spooled_and_loaded_by_the_n
             raise OperationalError("database is unavailable")
 
         # Fails inside the writer's transaction, after the insert: the insert rolls back.
-        patch.setattr("gateway.events.touch_keys", unavailable)
+        patch.setattr("analytics.writer.touch_keys", unavailable)
         refused.submit(already)
         refused.submit(events(5, "spooled-late"))
         refused.close()
@@ -204,7 +204,7 @@ def test_an_event_the_database_refuses_is_set_aside_and_holds_back_nothing(
     # More tokens than a 64-bit column holds: SQLite's driver and PostgreSQL both refuse it.
     refused = make_event("llm.call_completed", {"model": "haiku", "input_tokens": 2**63})
     writer = EventWriter()
-    with caplog.at_level(logging.ERROR, logger="gateway.events"):
+    with caplog.at_level(logging.ERROR, logger="analytics.writer"):
         writer.submit([*events(7, "around"), refused, *events(8, "around")])
         assert writer.flush(timeout=15)
         writer.submit(events(5, "after"))

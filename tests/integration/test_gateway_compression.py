@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from gateway import routing
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 
 
 @pytest.fixture

@@ -166,7 +166,7 @@ FOUND = [
     ("/v1/chat/completions", "haiku", HELLO, {"tools": True}),
     ("/v1/chat/completions", "haiku", HELLO, {"tools": ["junk"]}),
     ("/v1/chat/completions", "haiku", [*HELLO, {"role": "assistant", "tool_calls": 5}], {}),
-    # The mock provider (gateway/mock), relayed as the provider's 500
+    # The mock provider (mock_provider), relayed as the provider's 500
     ("/v1/messages", "haiku", HELLO, {"tool_choice": {"type": []}}),
     ("/v1/messages", "haiku", USE_A_TOOL, {"tools": [{"name": "f", "input_schema": {"type": {}}}]}),
     ("/v1/messages", "haiku", USE_A_TOOL, {"tools": [{"name": "f", "input_schema": {"enum": 5}}]}),

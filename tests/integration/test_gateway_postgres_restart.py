@@ -14,7 +14,7 @@ import orjson
 import psycopg
 import pytest
 
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 from tests.integration.gateway_process import GatewayProcess, Load, gateway_env, issue_key
 from tests.integration.postgres_server import PostgresServer
 

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from gateway import routing
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 
 USAGE_FIELDS = (
     "input_tokens",

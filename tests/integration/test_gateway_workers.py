@@ -21,7 +21,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 from tests.integration.gateway_process import Load, free_port, gateway_env, issue_key
 from tests.integration.test_quota import RAW, worst_case
 

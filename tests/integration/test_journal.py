@@ -15,8 +15,8 @@ import httpx
 import pytest
 import redis
 
+from analytics.writer import EventWriter, make_event
 from gateway import recovery, shared_ledger
-from gateway.events import EventWriter, make_event
 from gateway.journal import Journal, journal, read
 from gateway.quota import Rule
 from identity.models import Quota, Team

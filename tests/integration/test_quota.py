@@ -18,8 +18,8 @@ from ulid import ULID
 
 from analytics import pricing
 from analytics.usage import Usage
+from analytics.writer import PendingEvent, writer
 from gateway import quota, routing
-from gateway.events import PendingEvent, writer
 from gateway.models import BudgetWebhook, PriceOverride
 from identity.models import GatewayKey, Quota, Team, TeamMembership, User
 from tests.calls import record_calls

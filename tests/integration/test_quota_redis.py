@@ -20,9 +20,9 @@ import redis
 from django.db import connection
 
 from gateway import shared_ledger
-from gateway.mock import MockProviderThread
 from gateway.quota import Rule
 from identity.models import GatewayKey, Quota, Team
+from mock_provider import MockProviderThread
 from tests.integration.test_quota import RAW, call, recorded_spend, worst_case
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 from tests.integration.gateway_process import free_port, gateway_env, issue_key
 
 SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from gateway import estimates, routing
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 from tests.integration.test_gateway_streams import cancelled_call, eventually
 
 PROMPT = "Write two sentences about the sea."

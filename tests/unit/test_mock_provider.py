@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.mock import MockProviderThread
+from mock_provider import MockProviderThread
 
 CLAUDE, GPT, GPT_REASONING = "claude-sonnet-4-6", "gpt-4.1", "gpt-5-mini"
 PROPERTIES = {"path": {"type": "string"}, "lines": {"type": "integer"}, "raw": {"type": "boolean"}}

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.mock.reply import ANY_TOOL, Prompt, Reply, compose, words
-from gateway.mock.wire import (
+from mock_provider.reply import ANY_TOOL, Prompt, Reply, compose, words
+from mock_provider.wire import (
     Event,
     Exchange,
     PromptCache,

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.mock import anthropic, openai
-from gateway.mock.wire import STATE, MockState
+from mock_provider import anthropic, openai
+from mock_provider.wire import STATE, MockState
 
 
 def make_app(

@@ -26,6 +26,6 @@ reply, for benchmarks), x-mock-gzip: 1 (gzip the response if the client accepts 
 
 from __future__ import annotations
 
-from gateway.mock.server import MockProviderThread, make_app, run, serve
+from mock_provider.server import MockProviderThread, make_app, run, serve
 
 __all__ = ["MockProviderThread", "make_app", "run", "serve"]

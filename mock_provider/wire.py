@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.mock import faults
-from gateway.mock.faults import NO_FAULT, Fault, FaultCounter
+from mock_provider import faults
+from mock_provider.faults import NO_FAULT, Fault, FaultCounter
 
 LOG_SIZE = 1000
 HANG_AFTER = 3  # events a `hang` fault sends before it stalls
