@@ -18,6 +18,7 @@ from django.http.request import RawPostDataException
 
 from gateway import intake
 from gateway.errors import GatewayError, bad_request
+from gateway.shapes import internal
 from gateway.sse import SSEEvent
 
 if TYPE_CHECKING:
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
 class Shape(StrEnum):
     """A shape's name, as events and metrics record it (`inbound_shape`)."""
 
-    ANTHROPIC = "anthropic"
-    OPENAI = "openai"
+    ANTHROPIC = "anthropic"  # Anthropic Messages
+    OPENAI = "openai"  # OpenAI Chat Completions
+    RESPONSES = "responses"  # the OpenAI Responses API
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,56 @@ class WireShape(Protocol):
         ...
 
     def is_usage_only(self, event: SSEEvent) -> bool: ...
+
+
+class StreamReader(Protocol):
+    """A provider's SSE events of this shape, read into internal stream events."""
+
+    def feed(self, event: SSEEvent) -> list[internal.StreamEvent]: ...
+    def finish(self) -> list[internal.StreamEvent]:
+        """At the end of the upstream stream: whatever must still close it (a `Finish`
+        and `Done` the provider never sent, say); nothing when it closed properly."""
+        ...
+
+
+class StreamWriter(Protocol):
+    """Internal stream events written as this shape's SSE bytes, for the caller."""
+
+    def write(self, event: internal.StreamEvent) -> list[bytes]: ...
+    def finish(self) -> list[bytes]:
+        """Whatever must still close the caller's stream; nothing if `Done` was written."""
+        ...
+
+
+class Translating(Protocol):
+    """What a shape adds to `WireShape` to take part in cross-shape calls, through the
+    internal form (gateway/shapes/internal.py). `unportable` receives every field the
+    other side cannot carry (a 400, or dropped by the key's policy)."""
+
+    def to_internal(
+        self, body: dict[str, Any], unportable: internal.Unportable
+    ) -> internal.Request:
+        """A caller's request body of this shape (already `parse`d)."""
+        ...
+
+    def from_internal(
+        self, request: internal.Request, unportable: internal.Unportable
+    ) -> dict[str, Any]:
+        """The body to send a provider of this shape (`model` is `request.model`)."""
+        ...
+
+    def response_to_internal(self, body: dict[str, Any]) -> internal.Response:
+        """A provider's non-streamed answer of this shape."""
+        ...
+
+    def response_from_internal(
+        self, response: internal.Response, request: internal.Request
+    ) -> dict[str, Any]:
+        """The non-streamed answer for a caller of this shape."""
+        ...
+
+    def stream_reader(self) -> StreamReader: ...
+    def stream_writer(self, request: internal.Request) -> StreamWriter: ...
 
 
 def read_body(request: HttpRequest, shape: Shape) -> dict[str, Any]:
