@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.integration.processes import free_port
+
 ANTHROPIC = {"model": "claude-haiku-4-5", "max_tokens": 64}
 OPENAI = {"model": "gpt-5-mini"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def gateway_env(home: Path, mock_url: str, database_url: str | None = None) -> dict[str, str]:
