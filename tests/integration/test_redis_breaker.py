@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 import redis
 
-from gateway import quota, shared_ledger
+from gateway.budgets import reservations, shared_ledger
 from gateway.metrics import registry
 from identity.models import Quota, Team
 from tests.integration.test_quota import call
@@ -72,7 +72,7 @@ def test_a_hung_redis_is_asked_a_few_times_then_skipped_until_the_cool_down(
     Quota.objects.create(team=Team.objects.get(name="eng"), period="day", hard_cap_usd=Decimal(1))
     assert call(gateway, token).status_code == 200  # through Redis
     deadline = time.monotonic() + 5
-    while quota._tasks:  # its settlement, in the background, must not meet the hang
+    while reservations._tasks:  # its settlement, in the background, must not meet the hang
         assert time.monotonic() < deadline, "the first call's settlement did not finish"
         time.sleep(0.01)
 
@@ -99,6 +99,6 @@ def test_a_hung_redis_is_asked_a_few_times_then_skipped_until_the_cool_down(
     held = redis.Redis.from_url(url)
     spent = [key for key in held.scan_iter("metis:budget:team:eng:*:spent")]
     assert spent, "the calls after the hang were held in Redis"
-    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.shared_ledger"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.budgets.shared_ledger"]
     assert sum("failures in a row" in line for line in logged) == 1
     assert sum("answers again" in line for line in logged) == 1
