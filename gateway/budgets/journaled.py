@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from redis.exceptions import RedisError
-
 from gateway.budgets import shared_ledger
 from gateway.budgets.reservations import Reservation
 from gateway.budgets.rules import Rule
@@ -38,6 +36,5 @@ async def release(holds: list[tuple[str, dict, Decimal]]) -> None:
         ]
         try:
             await shared_ledger.settle(request_id, slots, cost)
-        except (RedisError, OSError) as exc:
-            shared_ledger.complain(exc)
+        except shared_ledger.StoreDown:  # logged by shared_ledger; the holds expire
             return
