@@ -33,6 +33,9 @@ class KeySnapshot:
     allowed_models: tuple[str, ...]
     expires_at: datetime | None
     revoked: bool
+    # Cross-shape fields with no equivalent: drop them (True) or refuse with a 400 (False).
+    # The effective value: the key's own choice, else its workspace's.
+    drop_unsupported_params: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,7 @@ def _load(token_hash: str) -> KeySnapshot | None:
         allowed_models=tuple(row.allowed_models or ()),
         expires_at=row.expires_at,
         revoked=row.revoked_at is not None,
+        drop_unsupported_params=row.drops_unsupported_params,
     )
 
 
