@@ -10,6 +10,7 @@ then the workspace default. The step that decided is recorded in
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import logging
 import os
@@ -22,6 +23,7 @@ from django.conf import settings
 
 from analytics import pricing
 from analytics.pricing import Price
+from gateway import passthrough
 from gateway.auth import Caller
 from gateway.cache import LoadCache
 from gateway.errors import GatewayError, bad_request
@@ -69,6 +71,8 @@ class Route:
     model: str  # the id sent upstream
     requested_model: str | None
     decided_by: str  # request | routing_rules | pattern_route | workspace_default
+    # The operator's credential, or in pass-through mode the client's key for this provider.
+    api_key: str = dataclasses.field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,14 +212,18 @@ async def route(body: dict[str, Any], caller: Caller, shape: Shape) -> Route:
             f"{', '.join(key.allowed_models)}.",
             param="model",
         )
-    if not upstream.api_key and caller.provider_key is None:
+    api_key = upstream.api_key
+    if caller.provider_keys:
+        api_key = passthrough.key_for(caller.provider_keys, adapter=upstream.adapter.name,
+                                      provider=upstream.name, model=model)  # fmt: skip
+    if not api_key:
         raise GatewayError(
             503,
             f"No credentials for provider {upstream.name!r}: add one in the admin "
             f"(Provider credentials) or set METIS_{upstream.name.upper()}_API_KEY.",
             code="provider_not_configured",
         )
-    return Route(upstream=upstream, model=model, requested_model=requested, decided_by=decided_by)
+    return Route(upstream, model, requested, decided_by, api_key)
 
 
 def allowed_entry_matches(entry: str, upstream: Upstream, model: str, cat: Catalog) -> bool:
