@@ -35,6 +35,10 @@ ERROR_TYPES = {
 }
 
 
+# Metrion's direct-HTTP path has no /v1: the same endpoints, under the paths they mean.
+PATH_ALIASES = {"/messages": "/v1/messages", "/messages/count_tokens": "/v1/messages/count_tokens"}
+
+
 class AnthropicMessages:
     shape = Shape.ANTHROPIC
     paths = ("/v1/messages", "/v1/messages/count_tokens")
