@@ -39,7 +39,7 @@ STOPS = frozenset({"end_turn", "max_tokens", "stop_sequence", "tool_use", "refus
 
 def stop_of(reason: Any) -> internal.StopReason:
     # pause_turn (a server tool paused the turn) reads as an ended turn elsewhere.
-    return reason if reason in STOPS else "end_turn"
+    return reason if isinstance(reason, str) and reason in STOPS else "end_turn"
 
 
 def usage_out(usage: Usage) -> dict[str, Any]:
@@ -189,6 +189,7 @@ class StreamReader:
 
 def _delta(index: int, delta: Any) -> list[internal.StreamEvent]:
     kind = delta.get("type") if isinstance(delta, dict) else None
+    kind = kind if isinstance(kind, str) else None  # junk from upstream must not break the relay
     field = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
     if kind in field and isinstance(text := delta.get(field[kind]), str) and text:
         return [PartDelta(index, text)]
