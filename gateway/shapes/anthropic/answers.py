@@ -31,7 +31,7 @@ from gateway.shapes.internal import (
     Text,
     ToolCall,
 )
-from gateway.shapes.reading import arguments_object
+from gateway.shapes.reading import arguments_object, listed
 from gateway.sse import SSEEvent, load_json
 
 STOPS = frozenset({"end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal"})
@@ -57,7 +57,7 @@ def usage_out(usage: Usage) -> dict[str, Any]:
 
 def response_to_internal(body: dict[str, Any]) -> Response:
     parts: list[Text | ToolCall | Reasoning] = []
-    for block in body.get("content") or []:
+    for block in listed(body.get("content")):
         if (part := _part(block)) is not None:
             parts.append(part)
     stop = stop_of(body.get("stop_reason"))
