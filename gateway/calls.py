@@ -52,6 +52,14 @@ class Call:
     reservation: Reservation | None = None  # what budgets.check() holds for this call
     noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
+    dropped_params: list[str] = field(default_factory=list)  # by the key's policy, crossing
+
+    @property
+    def upstream_shape(self) -> Shape:
+        """The shape spoken to the provider: the caller's own when the provider serves it
+        (a same-shape pass-through), else the provider's preferred one (translated)."""
+        shapes = self.route.upstream.adapter.shapes
+        return self.inbound_shape if self.inbound_shape in shapes else shapes[0]
 
     @property
     def latency_ms(self) -> float:
@@ -163,6 +171,7 @@ def described(call: Call) -> dict:
         "key_owner": key.user,
         "stream": call.stream,
         "decided_by": route.decided_by,
+        "dropped_params": call.dropped_params,
     }
 
 
@@ -228,6 +237,9 @@ def events_from(
         "error_class": error_class,
         "retries": retries,
         "upstream_request_id": upstream_request_id,
+        # Fields a cross-shape call dropped by the key's policy (journals older than the
+        # field have none).
+        "dropped_params": call.get("dropped_params", []),
     }
     decided = {**common, "decided_by": call["decided_by"]}
     turn = {

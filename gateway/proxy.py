@@ -28,12 +28,13 @@ from gateway import auth, budgets, calls, crossing, estimates, metrics, routing,
 from gateway.calls import Call
 from gateway.errors import GatewayError
 from gateway.exchange import BodyTranslation, EventRelay, Exchange, Passthrough, encode
-from gateway.providers import Provider, UpstreamRequest
+from gateway.providers import UpstreamRequest
 from gateway.shapes import SHAPES, Shape, WireShape
 from gateway.sse import SSEEvent, SSEParser
 
 logger = logging.getLogger(__name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+DROPPED_HEADER = "x-metis-dropped-params"  # fields a cross-shape call dropped, by key policy
 
 
 async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
@@ -44,7 +45,7 @@ async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
     body = wire.parse(request)
     route = await routing.route(body, caller, shape)
     call = Call(f"metis_{new_id()}", caller, route, shape, body.get("stream") is True, started)
-    if route.upstream.shape is shape:
+    if call.upstream_shape is shape:
         exchange = same_shape(request, body, call, wire)
     else:  # e.g. the openai SDK calling a Claude model
         exchange = crossing.translated(body, call)
@@ -52,7 +53,7 @@ async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
         path=exchange.path,
         body=exchange.body,
         client_headers=request.headers,
-        api_key=caller.provider_key or route.upstream.api_key,
+        api_key=route.api_key,
         base_url=route.upstream.base_url,
     )
     response = await send(call, upstream_request, exchange.sent)
@@ -137,6 +138,8 @@ async def respond(
         http._has_been_logged = True
     http["x-metis-request-id"] = call.request_id
     http["x-metis-overhead-ms"] = f"{call.overhead_ms:.3f}"
+    if call.dropped_params:
+        http[DROPPED_HEADER] = ",".join(call.dropped_params)
     if call.cost_usd is not None:
         http["x-metis-cost-usd"] = format(call.cost_usd, "f")
     return http
@@ -146,18 +149,17 @@ def streaming_response(
     response: aiohttp.ClientResponse, call: Call, events: EventRelay
 ) -> StreamingHttpResponse:
     calls.progress(call, None, 0)  # the status line goes out before the first byte: journal it
-    return StreamingHttpResponse(
-        relay(response, call, events),
-        status=200,
-        headers={**upstream.relayed_headers(response), **SSE_HEADERS},
-    )
+    headers = {**upstream.relayed_headers(response), **SSE_HEADERS}
+    if call.dropped_params:
+        headers[DROPPED_HEADER] = ",".join(call.dropped_params)
+    return StreamingHttpResponse(relay(response, call, events), status=200, headers=headers)
 
 
 async def relay(
     response: aiohttp.ClientResponse, call: Call, events: EventRelay
 ) -> AsyncIterator[bytes]:
     """Relay SSE as it arrives, whole events at a time, reading usage from a parsed copy."""
-    parser, seen = SSEParser(), StreamUsage(call.route.upstream.adapter)
+    parser, seen = SSEParser(), StreamUsage(SHAPES[call.upstream_shape])
     try:
         async for chunk in response.content.iter_any():
             if call.first_byte is None:
@@ -192,17 +194,17 @@ class StreamUsage:
     """The usage a stream reported, and whether it reported any: only what the provider
     did not report is estimated (an `output_tokens: 0` it did report stays 0)."""
 
-    def __init__(self, adapter: Provider) -> None:
-        self.adapter = adapter
+    def __init__(self, wire: WireShape) -> None:
+        self.wire = wire  # the shape spoken to the provider
         self.usage = Usage()
         self.reported = False  # some event carried usage (input comes with the first)
         self.output_reported = False  # usage came after the text began: the output count
         self.text_chars = 0
 
     def read(self, event: SSEEvent) -> None:
-        self.text_chars += len(self.adapter.text_from_event(event))
-        usage = self.adapter.usage_from_event(event, self.usage)
-        if usage is not self.usage:  # adapters return `so_far` itself for events without usage
+        self.text_chars += len(self.wire.text_from_event(event))
+        usage = self.wire.usage_from_event(event, self.usage)
+        if usage is not self.usage:  # `so_far` itself comes back for events without usage
             self.reported = True
             self.output_reported = self.output_reported or self.text_chars > 0
             self.usage = usage
@@ -236,7 +238,7 @@ def classify(call: Call, exc: BaseException) -> None:
 
 def usage_of(call: Call, content: bytes) -> Usage:
     try:
-        return call.route.upstream.adapter.usage_from_body(orjson.loads(content))
+        return SHAPES[call.upstream_shape].usage_from_body(orjson.loads(content))
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return Usage()
 

@@ -1,5 +1,5 @@
-"""Requests translated to the other shape and back keep their meaning; what cannot
-be carried is refused, naming the field."""
+"""Requests translated to another shape through the internal form and back keep their
+meaning; what cannot be carried is refused, naming the field."""
 
 from __future__ import annotations
 
@@ -10,10 +10,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.crossing import TranslatedEvents
 from gateway.errors import GatewayError
+from gateway.shapes import SHAPES, Shape, internal
 from gateway.sse import SSEParser
-from gateway.translate.requests import to_anthropic, to_openai
-from gateway.translate.streams import ToAnthropicEvents, ToOpenAIChunks
+
+ANTHROPIC, CHAT = SHAPES[Shape.ANTHROPIC], SHAPES[Shape.OPENAI]
+
+
+def crossed(caller, provider, body: dict[str, Any], *, drop: bool = False) -> dict[str, Any]:
+    unportable = internal.Unportable(drop=drop, target="the model")
+    return provider.from_internal(caller.to_internal(body, unportable), unportable)
+
+
+def to_openai(body: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic Messages body as a Chat Completions body."""
+    return crossed(ANTHROPIC, CHAT, body)
+
+
+def to_anthropic(body: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions body as an Anthropic Messages body."""
+    return crossed(CHAT, ANTHROPIC, body)
+
 
 text = st.text(min_size=1, max_size=20)
 names = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
@@ -101,20 +119,30 @@ def anthropic_requests(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def normalised(body: dict[str, Any]) -> dict[str, Any]:
-    """Same meaning, one spelling: strings as text blocks, adjacent same-role turns merged."""
+    """Same meaning, one spelling: strings as text blocks, adjacent same-role turns merged,
+    `stream: false` as no stream."""
     out = {k: v for k, v in body.items() if k not in ("system", "messages")}
+    if out.get("stream") is False:
+        del out["stream"]
     system = body.get("system")
     out["system"] = [{"type": "text", "text": system}] if isinstance(system, str) else system
     merged: list[dict[str, Any]] = []
     for message in body["messages"]:
         content = message["content"]
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        blocks = [_result_blocks(b) for b in blocks]
         if merged and merged[-1]["role"] == message["role"]:
             merged[-1]["content"] = merged[-1]["content"] + blocks
         else:
             merged.append({"role": message["role"], "content": list(blocks)})
     out["messages"] = merged
     return out
+
+
+def _result_blocks(block: dict[str, Any]) -> dict[str, Any]:
+    if block.get("type") != "tool_result" or not isinstance(block["content"], str):
+        return block
+    return {**block, "content": [{"type": "text", "text": block["content"]}]}
 
 
 @settings(max_examples=300, deadline=None)
@@ -147,8 +175,9 @@ HI = [{"role": "user", "content": "hi"}]
         ({"logprobs": True}, "logprobs"),
         ({"seed": 7}, "seed"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
-        ({"reasoning_effort": "high"}, "reasoning_effort"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"logit_bias": {"50256": -100}}, "logit_bias"),
         ({"temperature": 1.5}, "temperature"),
         ({"some_new_field": 1}, "some_new_field"),
     ],
@@ -170,7 +199,8 @@ def test_an_audio_part_and_a_late_system_message_are_refused_by_position():
     [
         ({"top_k": 5}, "top_k"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
-        ({"thinking": {"type": "adaptive"}}, "thinking"),
+        ({"thinking": {"type": "sometimes"}}, "thinking"),
+        ({"output_config": {"task_budget": 5}}, "output_config.task_budget"),
         ({"stop_sequences": ["a", "b", "c", "d", "e"]}, "stop_sequences"),
         ({"container": "c_1"}, "container"),
     ],
@@ -192,13 +222,6 @@ def test_an_openai_request_without_a_limit_gets_the_documented_default():
     assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
 
 
-def test_thinking_becomes_a_reasoning_effort_by_budget():
-    for budget, effort in ((1024, "low"), (8000, "medium"), (20000, "high")):
-        thinking = {"type": "enabled", "budget_tokens": budget}
-        body = to_openai({"model": "m", "max_tokens": 30000, "messages": HI, "thinking": thinking})
-        assert body["reasoning_effort"] == effort
-
-
 def events(raw: bytes) -> list:
     return SSEParser().feed(raw)
 
@@ -216,7 +239,7 @@ def test_an_openai_stream_becomes_anthropic_events_with_usage_last():
             b"[DONE]",
         )
     )
-    translator = ToAnthropicEvents(model="gpt-5-mini")
+    translator = TranslatedEvents.between(CHAT, ANTHROPIC, internal.Request("gpt-5-mini", []))
     out = b"".join(b for event in events(chunks) for b in translator.feed(event))
     assert translator.finish() == []
     names = [e.event for e in events(out)]
@@ -237,8 +260,54 @@ def test_an_anthropic_stream_cut_short_still_ends_with_done():
         {"type": "message_start", "message": message}
     )
     start += b"\n\n"
-    translator = ToOpenAIChunks(model="claude-haiku-4-5", created=1, include_usage=True)
+    request = internal.Request("claude-haiku-4-5", [], stream_usage=True)
+    translator = TranslatedEvents.between(ANTHROPIC, CHAT, request)
     out = b"".join(b for event in events(start) for b in translator.feed(event))
     tail = b"".join(translator.finish())
     assert b'"id":"chatcmpl-1"' in out and b'"role":"assistant"' in out
     assert tail.endswith(b"data: [DONE]\n\n") and b'"prompt_tokens":3' in tail
+
+
+provider_junk = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(
+        ["message_start", "content_block_start", "content_block_delta", "message_delta",
+         "text_delta", "input_json_delta", "tool_use", "text", "thinking", "error", "[DONE]"]
+    ),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(
+        st.sampled_from(["type", "index", "delta", "content_block", "message", "usage",
+                         "stop_reason", "choices", "tool_calls", "function", "id", "name",
+                         "text", "partial_json", "content", "finish_reason", "error"]),
+        inner,
+        max_size=5,
+    ),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(provider_junk, max_size=6))
+def test_junk_from_a_provider_never_breaks_a_translated_stream(payloads):
+    for provider, caller in ((ANTHROPIC, CHAT), (CHAT, ANTHROPIC)):
+        relay = TranslatedEvents.between(provider, caller, internal.Request("m", []))
+        for payload in payloads:
+            data = orjson.dumps(payload).decode()
+            event = SSEParser().feed(f"data: {data}\n\n".encode())[0]
+            assert all(isinstance(raw, bytes) for raw in relay.feed(event))
+        assert all(isinstance(raw, bytes) for raw in relay.finish())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["id", "model", "content", "choices", "usage", "stop_reason"]),
+        provider_junk,
+        max_size=5,
+    )
+)
+def test_junk_from_a_provider_never_breaks_a_translated_answer(body):
+    for provider, caller in ((ANTHROPIC, CHAT), (CHAT, ANTHROPIC)):
+        answer = caller.response_from_internal(
+            provider.response_to_internal(body), internal.Request("m", [])
+        )
+        assert orjson.dumps(answer)
