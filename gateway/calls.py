@@ -52,6 +52,7 @@ class Call:
     reservation: Reservation | None = None  # what quota.check() holds for this call
     noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
+    operation: str = "chat"  # or "embeddings": what the call asked the provider to do
 
     @property
     def latency_ms(self) -> float:
@@ -79,7 +80,7 @@ def price(call: Call) -> None:
 def price_of(price_provider: str, model: str, usage: Usage) -> tuple[Decimal | None, str | None]:
     """(cost, price source), or (None, None) for an unpriced model."""
     found = routing.price(price_provider, model)
-    if found is None:
+    if found is None or (found.input_only and usage.output_tokens):
         return None, None
     return pricing.cost_usd(found, usage), found.source
 
@@ -170,6 +171,7 @@ def described(call: Call) -> dict:
         "key_owner": key.user,
         "stream": call.stream,
         "decided_by": route.decided_by,
+        "operation": call.operation,
     }
 
 
@@ -219,6 +221,7 @@ def events_from(
         "key_name": call["key_name"],
         "key_owner": call["key_owner"],
         "stream": call["stream"],
+        "operation": call.get("operation", "chat"),  # journaled before calls had one: chat
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,
