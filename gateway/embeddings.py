@@ -14,22 +14,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 from django.http import HttpRequest, HttpResponse
 
 from analytics.writer import new_id
 from gateway import auth, proxy, routing
 from gateway.calls import Call
 from gateway.errors import bad_request
-from gateway.exchange import encode
-from gateway.shapes import Shape
+from gateway.shapes import SHAPES, Shape
+from gateway.shapes.base import read_object
 
 
 async def embeddings(request: HttpRequest) -> HttpResponse:
     started = time.perf_counter()
     request.metis_shape = Shape.OPENAI
     caller = getattr(request, "metis_caller", None) or await auth.authenticate(request.headers)
-    body = parse(request.body)
+    body = parse(request)
     route = await routing.route(body, caller, Shape.OPENAI)
     if route.upstream.adapter.name != "openai":
         raise bad_request(
@@ -40,28 +39,15 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
         )
     call = Call(f"metis_{new_id()}", caller, route, Shape.OPENAI, False, started,
                 operation="embeddings")  # fmt: skip
-    changed = body["model"] != route.model
-    body["model"] = route.model
-    upstream_request = route.upstream.adapter.build_request(
-        path=request.get_full_path(),
-        body=encode(body) if changed else request.body,
-        client_headers=request.headers,
-        api_key=route.api_key,
-        base_url=route.upstream.base_url,
-    )
-    response = await proxy.send(call, upstream_request, body)
+    exchange = proxy.same_shape(request, body, call, SHAPES[Shape.OPENAI])
+    response = await proxy.send(call, proxy.upstream_request(request, route, exchange), body)
     return await proxy.respond(response, call, None)
 
 
-def parse(raw: bytes) -> dict[str, Any]:
+def parse(request: HttpRequest) -> dict[str, Any]:
     """What the gateway itself needs: a JSON object naming a model and some input.
     The provider checks the rest (input types, dimensions, encoding_format)."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise bad_request("Request body must be a JSON object.")
+    body = read_object(request, Shape.OPENAI)
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise bad_request("model is required: an embedding model such as "

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mock_provider.openai import _headers, _unauthorized, error
+from mock_provider.openai import _headers, error, refused
 from mock_provider.wire import Exchange, apply_fault, recorded, send_body
 
 DIMENSIONS = {"text-embedding-3-large": 3072}  # otherwise 1536, as -3-small and ada-002
@@ -28,13 +28,9 @@ MAX_INPUTS = 2048
 
 @recorded
 async def embeddings(ex: Exchange) -> web.StreamResponse:
-    if denied := _unauthorized(ex):
-        return denied
+    if problem := refused(ex):
+        return problem
     body = ex.body
-    if not isinstance(body, dict):
-        return error(400, "We could not parse the JSON body of your request.")
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return error(400, "you must provide a model parameter")
     inputs = inputs_of(body.get("input"))
     if inputs is None:
         return error(400, "'$.input' is invalid. Please check the API reference.")
