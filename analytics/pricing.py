@@ -15,8 +15,10 @@ maps onto `Price` one to one. What this module adds or corrects around it:
   a time, so the longest matching prefix wins. Nothing else is stripped: a
   `-realtime` or `-audio` variant is a different price, not a version.
 - A price it lacks (cache read/write on a model without caching) is charged at
-  the input rate, as genai-prices does; a model without an input or output
-  price is unknown (None), so cost is recorded as null, never as $0.
+  the input rate, as genai-prices does; a model without an input price is
+  unknown (None), so cost is recorded as null, never as $0. A model with an input
+  price and no output price (an embedding model) is priced for input alone
+  (`Price.input_only`), and a call of it that reports output is unpriced.
 - Date-dependent prices (genai-prices' ConditionalPrice) are resolved at the
   call's time. Variants keyed by request context (batch, OpenAI service_tier,
   Anthropic fast mode) are not applied, and per-request fees and web-search
@@ -75,6 +77,9 @@ class Price:
     cache_write_1h: Decimal | None = None  # None: charged at the 5m write rate
     tiers: tuple[PriceTier, ...] = ()  # ascending thresholds; the highest one exceeded applies
     source: str = "override"
+    # Priced for input alone (embedding models): output has no rate, so a call that
+    # reports output is unpriced rather than charged $0 for it (gateway.calls.price_of).
+    input_only: bool = False
 
 
 def cost_usd(price: Price, usage: Usage) -> Decimal:
@@ -169,15 +174,16 @@ def _genai_model(provider: str, model: str) -> ModelInfo | None:
 def _from_genai(prices: ModelPrice) -> Price | None:
     input_rate = prices.input_mtok
     output_rate = prices.output_mtok
-    if input_rate is None or output_rate is None:
+    if input_rate is None:
         return None
+    input_only = output_rate is None  # embedding models: input is all they charge
     # Each rate as genai-prices charges it: an unpriced cache subset stays in its
     # parent bucket (a 1h write without its own price is a plain cache write, a
     # cache read or write on a model without cache prices is plain input).
     write_rate = _first(prices.cache_write_5m_mtok, prices.cache_write_mtok, input_rate)
     rates = {
         "input": input_rate,
-        "output": output_rate,
+        "output": Decimal(0) if output_rate is None else output_rate,
         "cache_read": _first(prices.cache_read_mtok, input_rate),
         "cache_write_5m": write_rate,
         "cache_write_1h": _first(prices.cache_write_1h_mtok, prices.cache_write_mtok, input_rate),
@@ -187,7 +193,7 @@ def _from_genai(prices: ModelPrice) -> Price | None:
         PriceTier(above_input_tokens=threshold, **_rates_above(rates, threshold))
         for threshold in thresholds
     )
-    return Price(**_rates_above(rates, -1), tiers=tiers, source=PRICE_SOURCE)
+    return Price(**_rates_above(rates, -1), tiers=tiers, source=PRICE_SOURCE, input_only=input_only)
 
 
 def _rates_above(rates: Mapping[str, Decimal | TieredPrices], threshold: int) -> dict[str, Decimal]:

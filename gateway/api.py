@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics import versioning
 from gateway import auth, counting, metrics, routing, shapes
+from gateway.embeddings import embeddings
 from gateway.errors import GatewayError
 from gateway.proxy import forward
 from gateway.shapes import SHAPES, Shape
@@ -46,6 +47,11 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
 @api.post("/v1/chat/completions")
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     return await forward(request, Shape.OPENAI)
+
+
+@api.post("/v1/embeddings")
+async def create_embeddings(request: HttpRequest) -> HttpResponse:
+    return await embeddings(request)
 
 
 @api.get("/v1/models")

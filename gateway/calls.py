@@ -61,6 +61,8 @@ class Call:
         shapes = self.route.upstream.adapter.shapes
         return self.inbound_shape if self.inbound_shape in shapes else shapes[0]
 
+    operation: str = "chat"  # or "embeddings": what the call asked the provider to do
+
     @property
     def latency_ms(self) -> float:
         return round(((self.finished or time.perf_counter()) - self.started) * 1000, 3)
@@ -87,7 +89,7 @@ def price(call: Call) -> None:
 def price_of(price_provider: str, model: str, usage: Usage) -> tuple[Decimal | None, str | None]:
     """(cost, price source), or (None, None) for an unpriced model."""
     found = routing.price(price_provider, model)
-    if found is None:
+    if found is None or (found.input_only and usage.output_tokens):
         return None, None
     return pricing.cost_usd(found, usage), found.source
 
@@ -172,6 +174,7 @@ def described(call: Call) -> dict:
         "stream": call.stream,
         "decided_by": route.decided_by,
         "dropped_params": call.dropped_params,
+        "operation": call.operation,
     }
 
 
@@ -221,6 +224,7 @@ def events_from(
         "key_name": call["key_name"],
         "key_owner": call["key_owner"],
         "stream": call["stream"],
+        "operation": call.get("operation", "chat"),  # journaled before calls had one: chat
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_creation_input_tokens": usage.cache_write_tokens,

@@ -49,17 +49,23 @@ async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
         exchange = same_shape(request, body, call, wire)
     else:  # e.g. the openai SDK calling a Claude model
         exchange = crossing.translated(body, call)
-    upstream_request = route.upstream.adapter.build_request(
+    response = await send(call, upstream_request(request, route, exchange), exchange.sent)
+    if call.stream and response.status == 200 and is_event_stream(response):
+        return streaming_response(response, call, exchange.events())
+    return await respond(response, call, exchange.translation)
+
+
+def upstream_request(
+    request: HttpRequest, route: routing.Route, exchange: Exchange
+) -> UpstreamRequest:
+    """The exchange addressed to the routed upstream, with its key and the client's headers."""
+    return route.upstream.adapter.build_request(
         path=exchange.path,
         body=exchange.body,
         client_headers=request.headers,
         api_key=route.api_key,
         base_url=route.upstream.base_url,
     )
-    response = await send(call, upstream_request, exchange.sent)
-    if call.stream and response.status == 200 and is_event_stream(response):
-        return streaming_response(response, call, exchange.events())
-    return await respond(response, call, exchange.translation)
 
 
 def same_shape(request: HttpRequest, body: dict[str, Any], call: Call, wire: WireShape) -> Exchange:

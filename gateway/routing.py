@@ -50,6 +50,7 @@ INFERRED = (
     ("o4", "openai"),
     ("codex-", "openai"),
     ("ft:", "openai"),
+    ("text-embedding-", "openai"),
 )
 ADAPTER_FOR = {"anthropic": "anthropic", "openai": "openai", "openai-compatible": "openai"}
 

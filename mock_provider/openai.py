@@ -243,14 +243,21 @@ def _fixed(model: str, stream: bool, with_usage: bool) -> bytes:
     return orjson.dumps(completion)
 
 
-def _invalid(ex: Exchange) -> web.Response | None:
+def refused(ex: Exchange) -> web.Response | None:
+    """What every OpenAI endpoint checks first: a key, a JSON object, and a model."""
     if denied := _unauthorized(ex):
         return denied
-    body = ex.body
-    if not isinstance(body, dict):
+    if not isinstance(ex.body, dict):
         return error(400, "We could not parse the JSON body of your request.")
-    if not isinstance(body.get("model"), str) or not body["model"]:
+    if not isinstance(ex.body.get("model"), str) or not ex.body["model"]:
         return error(400, "you must provide a model parameter")
+    return None
+
+
+def _invalid(ex: Exchange) -> web.Response | None:
+    if problem := refused(ex):
+        return problem
+    body = ex.body
     if not isinstance(body.get("messages"), list) or not body["messages"]:
         return error(400, "'messages' must be a non-empty array")
     if not isinstance(body.get("tools", []), list):

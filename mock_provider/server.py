@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mock_provider import anthropic, openai
+from mock_provider import anthropic, embeddings, openai
 from mock_provider.wire import STATE, MockState
 
 
@@ -25,6 +25,7 @@ def make_app(
     app.router.add_post("/v1/messages", anthropic.messages)
     app.router.add_post("/v1/messages/count_tokens", anthropic.count_tokens)
     app.router.add_post("/v1/chat/completions", openai.chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings.embeddings)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/_mock/requests", _list_requests)
     app.router.add_delete("/_mock/requests", _clear_requests)

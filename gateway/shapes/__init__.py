@@ -37,6 +37,8 @@ SHAPES: dict[Shape, TranslatingShape] = {
 # The endpoints that take a body: the handler authenticates them from the headers before it
 # reads a byte of it (gateway/handler.py); every other request's body is never read.
 BODY_ENDPOINTS = {path: wire.shape for wire in SHAPES.values() for path in wire.paths}
+# Embeddings speak OpenAI's shape but are no chat (gateway/embeddings.py).
+BODY_ENDPOINTS["/v1/embeddings"] = Shape.OPENAI
 # Other paths that mean one of those; the handler serves them as the path they mean.
 PATH_ALIASES = {**anthropic.PATH_ALIASES}
 # Paths that name no shape (/v1/models, unknown ones) answer in the shape whose SDKs

@@ -89,7 +89,9 @@ def error_of(path: str, body: bytes) -> dict:
     return parsed["error"]
 
 
-@pytest.mark.parametrize("path", ["/v1/messages", "/v1/chat/completions", "/messages"])
+@pytest.mark.parametrize(
+    "path", ["/v1/messages", "/v1/chat/completions", "/messages", "/v1/embeddings"]
+)
 def test_a_big_body_without_a_token_gets_401_before_the_server_reads_it(gateway, path):
     head = request_head(path, {"Content-Type": "application/json",
                                "Content-Length": str(300_000_000)})  # fmt: skip

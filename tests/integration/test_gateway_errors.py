@@ -120,7 +120,8 @@ def test_an_unknown_model_gets_404_naming_it(gateway, token):
 
 def test_a_path_metis_does_not_serve_gets_404_naming_what_it_serves(gateway, token):
     with pytest.raises(openai.NotFoundError) as missing:
-        openai_client(gateway, token).embeddings.create(model="text-embedding-3-small", input="x")
+        openai_client(gateway, token).images.generate(model="gpt-image-1", prompt="x")
+    assert "POST /v1/images/generations" in missing.value.message
     assert "POST /v1/embeddings" in missing.value.message
     assert "POST /v1/chat/completions" in missing.value.message
     reply = httpx.get(f"{gateway.url}/v1/nothing", headers={"anthropic-version": "2023-06-01"})

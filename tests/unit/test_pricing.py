@@ -199,3 +199,15 @@ def test_costs_agree_with_genai_prices_own_calculator(
 
 def test_the_price_source_names_the_package_and_its_data() -> None:
     assert PRICE_SOURCE.startswith(f"genai-prices {genai_prices.__version__} (data sha256:")
+
+
+@pytest.mark.parametrize(
+    ("model", "per_mtok"),
+    [("text-embedding-3-small", "0.02"), ("text-embedding-3-large", "0.13")],
+)
+def test_embedding_models_are_priced_by_input_alone(model: str, per_mtok: str) -> None:
+    price = find_price("openai", model, at=NOW)
+
+    assert price is not None and price.input_only
+    assert price.input == D(per_mtok) and price.output == 0
+    assert cost_usd(price, Usage(input_tokens=1_000_000)) == D(per_mtok)
