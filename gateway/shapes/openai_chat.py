@@ -124,6 +124,7 @@ class OpenAIChat:
                 parts.extend(_delta_text(delta))
         return "".join(parts)
 
+
 def ensure_stream_usage(body: dict[str, Any]) -> bool:
     """Ask a streaming request body for usage (in place); return whether the
     client had asked for it itself. Non-streaming bodies are left alone, since
