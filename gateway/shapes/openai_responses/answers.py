@@ -63,7 +63,7 @@ def to_internal(body: dict[str, Any]) -> internal.Response:
             text = "".join(s.get("text", "") for s in summary if isinstance(s, dict))
             parts.append(internal.Reasoning(text=text, encrypted=item.get("encrypted_content")))
     return internal.Response(
-        id=str(body.get("id", "")),
+        id=str(body.get("id", "")).removeprefix("resp_"),
         model=str(body.get("model", "")),
         parts=parts,
         stop=stop_reason(body, parts),

@@ -29,7 +29,6 @@ import orjson
 from gateway.errors import bad_request
 from gateway.shapes import internal
 
-TARGET = "models served in another shape"
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.*)", re.S)
 # Our own packing of a translated answer's reasoning (answers.pack_reasoning).
 REASONING_PACK = "metis1."
@@ -61,7 +60,7 @@ def to_internal(body: dict[str, Any], unportable: internal.Unportable) -> intern
         if name in _CARRIED or name in _IGNORED or value is None:
             continue
         if value not in _DEFAULTS.get(name, ()):
-            unportable.field(name, TARGET)
+            unportable.field(name)
     system, messages = _input(body.get("input"), unportable)
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions:
@@ -96,7 +95,7 @@ def from_internal(request: internal.Request, unportable: internal.Unportable) ->
         items.extend(_items_from(message))
     out["input"] = items
     if request.stop:
-        unportable.field("stop", "the OpenAI Responses API")
+        unportable.field("stop")
     optional = {
         "max_output_tokens": request.max_output_tokens,
         "temperature": request.temperature,
@@ -179,7 +178,7 @@ def _input(
         elif kind == "item_reference":
             raise stateful("item_reference")
         else:
-            unportable.field("input", TARGET, f"{kind} items")
+            unportable.field("input", None, f"{kind} items")
     return system, messages
 
 
@@ -199,14 +198,14 @@ def _content(item: dict[str, Any], where: str, unportable: internal.Unportable) 
         elif kind == "input_image":
             parts.append(_image(part, f"{where}.content[{j}]", unportable))
         else:
-            unportable.field("input", TARGET, f"{kind or 'untyped'} content")
+            unportable.field("input", None, f"{kind or 'untyped'} content")
     return parts
 
 
 def _image(part: dict[str, Any], where: str, unportable: internal.Unportable) -> internal.Image:
     url = part.get("image_url")
     if not isinstance(url, str) or not url:
-        unportable.field("input", TARGET, "images by file_id")
+        unportable.field("input", None, "images by file_id")
         return internal.Image(url="")
     if match := _DATA_URL.fullmatch(url):
         return internal.Image(media_type=match[1], data=match[2])
@@ -269,7 +268,7 @@ def _tools(value: Any, unportable: internal.Unportable) -> list[internal.Tool]:
     for i, tool in enumerate(value):
         if not isinstance(tool, dict) or tool.get("type") != "function":
             kind = tool.get("type") if isinstance(tool, dict) else None
-            unportable.field("tools", TARGET, f"{kind or 'untyped'} tools")
+            unportable.field("tools", None, f"{kind or 'untyped'} tools")
             continue
         if not isinstance(tool.get("name"), str):
             raise bad_request(f"tools[{i}].name is required", param="tools")
@@ -294,7 +293,7 @@ def _tool_choice(value: Any, unportable: internal.Unportable) -> internal.ToolCh
         if not isinstance(value.get("name"), str):
             raise bad_request("tool_choice.name is required", param="tool_choice")
         return internal.ToolChoice("tool", value["name"])
-    unportable.field("tool_choice", TARGET, "anything but auto, required, none or a function")
+    unportable.field("tool_choice", None, "anything but auto, required, none or a function")
     return None
 
 
@@ -304,7 +303,7 @@ def _output_format(value: Any, unportable: internal.Unportable) -> internal.Outp
     if not isinstance(value, dict):
         raise bad_request("text must be an object", param="text")
     if value.get("verbosity") not in (None, "medium"):
-        unportable.field("text.verbosity", TARGET)
+        unportable.field("text.verbosity")
     fmt = value.get("format")
     kind = fmt.get("type") if isinstance(fmt, dict) else None
     if fmt is None or kind == "text":
@@ -332,7 +331,7 @@ def _reasoning(value: Any, request: internal.Request, unportable: internal.Unpor
     elif effort in EFFORTS:
         request.reasoning_effort = effort
     elif effort is not None:
-        unportable.field("reasoning.effort", TARGET, f"{effort!r}")
+        unportable.field("reasoning.effort", None, f"{effort!r}")
 
 
 def _effort_for(budget: int | None) -> str | None:

@@ -267,7 +267,7 @@ class Reader:
             self.started = True
             return [
                 internal.Start(
-                    str(response.get("id", "")),
+                    str(response.get("id", "")).removeprefix("resp_"),
                     str(response.get("model", "")),
                     answers.usage_of(response.get("usage")),
                 )
