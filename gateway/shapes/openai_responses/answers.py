@@ -27,6 +27,7 @@ from gateway.shapes.base import token_count
 from gateway.shapes.openai_responses.requests import (
     REASONING_PACK,
     function_tool,
+    summary_of,
     text_format,
     tool_choice,
 )
@@ -41,13 +42,19 @@ STOP_FOR_REASON = {"max_output_tokens": "max_tokens", "content_filter": "refusal
 
 def to_internal(body: dict[str, Any]) -> internal.Response:
     parts: list[internal.Text | internal.ToolCall | internal.Reasoning] = []
-    for item in body.get("output") or []:
+    output = body.get("output")
+    for item in output if isinstance(output, list) else []:
         if not isinstance(item, dict):
             continue
         kind = item.get("type")
         if kind == "message":
-            for content in item.get("content") or []:
-                text = content.get("text", content.get("refusal"))
+            contents = item.get("content")
+            for content in contents if isinstance(contents, list) else []:
+                text = (
+                    content.get("text", content.get("refusal"))
+                    if isinstance(content, dict)
+                    else None
+                )
                 if isinstance(text, str):
                     parts.append(internal.Text(text))
         elif kind == "function_call":
@@ -59,9 +66,9 @@ def to_internal(body: dict[str, Any]) -> internal.Response:
                 )
             )
         elif kind == "reasoning":
-            summary = item.get("summary") or []
-            text = "".join(s.get("text", "") for s in summary if isinstance(s, dict))
-            parts.append(internal.Reasoning(text=text, encrypted=item.get("encrypted_content")))
+            encrypted = item.get("encrypted_content")
+            encrypted = encrypted if isinstance(encrypted, str) else None
+            parts.append(internal.Reasoning(text=summary_of(item), encrypted=encrypted))
     return internal.Response(
         id=str(body.get("id", "")).removeprefix("resp_"),
         model=str(body.get("model", "")),

@@ -231,16 +231,7 @@ def _reasoning_item(item: dict[str, Any]) -> internal.Reasoning:
     """A reasoning item handed back. Only reasoning a translated answer carried (packed
     by answers.pack_reasoning) can go back to its provider; OpenAI's own encrypted
     reasoning is kept as text only, which the other side drops."""
-    summary = item.get("summary")
-    text = (
-        "".join(
-            s.get("text", "")
-            for s in summary
-            if isinstance(s, dict) and isinstance(s.get("text"), str)
-        )
-        if isinstance(summary, list)
-        else ""
-    )
+    text = summary_of(item)
     packed = item.get("encrypted_content")
     if isinstance(packed, str) and packed.startswith(REASONING_PACK):
         try:
@@ -248,12 +239,22 @@ def _reasoning_item(item: dict[str, Any]) -> internal.Reasoning:
         except (ValueError, orjson.JSONDecodeError):
             fields = None
         if isinstance(fields, dict):
+            signature, encrypted = fields.get("s"), fields.get("r")
             return internal.Reasoning(
                 text=text,
-                signature=fields.get("s"),
-                encrypted=fields.get("r"),
+                signature=signature if isinstance(signature, str) else None,
+                encrypted=encrypted if isinstance(encrypted, str) else None,
             )
     return internal.Reasoning(text=text)
+
+
+def summary_of(item: dict[str, Any]) -> str:
+    """The text of a reasoning item's summary parts."""
+    summary = item.get("summary")
+    parts = summary if isinstance(summary, list) else []
+    return "".join(
+        s["text"] for s in parts if isinstance(s, dict) and isinstance(s.get("text"), str)
+    )
 
 
 # ---- tools, formats, reasoning ------------------------------------------------------------
