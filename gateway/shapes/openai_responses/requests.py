@@ -11,7 +11,8 @@ and system or developer messages (the system prompt), function `tools`, `tool_ch
 Dropped on purpose, because they change only cost, retention or bookkeeping, not what
 the model is asked: `store`, `metadata`, `include`, `prompt_cache_key`,
 `prompt_cache_retention`, `service_tier`, `truncation`, `stream_options`,
-`reasoning.summary` (translated answers always carry the reasoning text they got).
+`client_metadata` (Codex's), `reasoning.summary` (translated answers always carry the
+reasoning text they got).
 
 Refused with a 400, since they need state Metis does not keep: `previous_response_id`,
 `conversation`, `item_reference` items. Everything else without an equivalent (hosted
@@ -34,7 +35,7 @@ _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.*)", re.S)
 REASONING_PACK = "metis1."
 _IGNORED = frozenset(
     {"store", "metadata", "include", "prompt_cache_key", "prompt_cache_retention"}
-    | {"service_tier", "truncation", "stream_options"}
+    | {"service_tier", "truncation", "stream_options", "client_metadata"}
 )
 _CARRIED = frozenset(
     {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls"}
