@@ -26,6 +26,7 @@ from gateway.shapes import internal
 from gateway.shapes.base import token_count
 from gateway.shapes.openai_responses.requests import (
     REASONING_PACK,
+    ResponsesRequest,
     function_tool,
     summary_of,
     text_format,
@@ -122,8 +123,8 @@ def item_id(response_id: str, index: int, part: Any) -> str:
 
 
 def from_internal(response: internal.Response, request: internal.Request) -> dict[str, Any]:
-    rid = response_id(response.id)
-    output = [output_item(rid, i, part) for i, part in enumerate(response.parts)]
+    rid, namespaces = response_id(response.id), namespaces_of(request)
+    output = [output_item(rid, i, part, namespaces) for i, part in enumerate(response.parts)]
     return envelope(rid, response.model, request, output, response.stop, response.usage)
 
 
@@ -179,7 +180,13 @@ def envelope(
     }
 
 
-def output_item(rid: str, index: int, part: Any, *, done: bool = True) -> dict[str, Any]:
+def namespaces_of(request: internal.Request) -> dict[str, str]:
+    return request.namespaces if isinstance(request, ResponsesRequest) else {}
+
+
+def output_item(
+    rid: str, index: int, part: Any, namespaces: dict[str, str], *, done: bool = True
+) -> dict[str, Any]:
     """Part `index` as an output item; `done=False`: as `output_item.added` shows it."""
     iid = item_id(rid, index, part)
     status = "completed" if done else "in_progress"
@@ -193,7 +200,7 @@ def output_item(rid: str, index: int, part: Any, *, done: bool = True) -> dict[s
             "role": "assistant",
         }
     if isinstance(part, internal.ToolCall):
-        return {
+        call = {
             "id": iid,
             "type": "function_call",
             "status": status,
@@ -201,6 +208,9 @@ def output_item(rid: str, index: int, part: Any, *, done: bool = True) -> dict[s
             "call_id": part.id,
             "name": part.name,
         }
+        if namespace := namespaces.get(part.name):
+            call["namespace"] = namespace
+        return call
     item: dict[str, Any] = {"id": iid, "type": "reasoning", "summary": []}
     if done:
         if part.text:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -53,7 +54,16 @@ _DEFAULTS: dict[str, tuple[Any, ...]] = {
 EFFORTS = ("minimal", "low", "medium", "high")
 
 
-def to_internal(body: dict[str, Any], unportable: internal.Unportable) -> internal.Request:
+@dataclass(slots=True)
+class ResponsesRequest(internal.Request):
+    """The internal request, plus what only the answer to a Responses caller needs: the
+    namespace each function of a `namespace` tool came from (flattened for the provider,
+    named again on the caller's function_call items). The provider never sees it."""
+
+    namespaces: dict[str, str] = field(default_factory=dict)
+
+
+def to_internal(body: dict[str, Any], unportable: internal.Unportable) -> ResponsesRequest:
     for name in _STATEFUL:
         if body.get(name):
             raise stateful(name)
@@ -68,7 +78,8 @@ def to_internal(body: dict[str, Any], unportable: internal.Unportable) -> intern
         system.insert(0, internal.Text(instructions))
     elif instructions:
         raise bad_request("instructions must be a string", param="instructions")
-    request = internal.Request(
+    namespaces: dict[str, str] = {}
+    request = ResponsesRequest(
         model=body.get("model") or "",
         messages=messages,
         system=system,
@@ -76,11 +87,12 @@ def to_internal(body: dict[str, Any], unportable: internal.Unportable) -> intern
         stream=body.get("stream") is True,
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
-        tools=_tools(body.get("tools"), unportable),
+        tools=_tools(body.get("tools"), unportable, namespaces),
         tool_choice=_tool_choice(body.get("tool_choice"), unportable),
         parallel_tool_calls=_flag(body, "parallel_tool_calls"),
         output_format=_output_format(body.get("text"), unportable),
         user=_user(body),
+        namespaces=namespaces,
     )
     _reasoning(body.get("reasoning"), request, unportable)
     return request
@@ -261,26 +273,36 @@ def summary_of(item: dict[str, Any]) -> str:
 # ---- tools, formats, reasoning ------------------------------------------------------------
 
 
-def _tools(value: Any, unportable: internal.Unportable) -> list[internal.Tool]:
+def _tools(
+    value: Any, unportable: internal.Unportable, namespaces: dict[str, str], where: str = "tools"
+) -> list[internal.Tool]:
+    """Function tools; the functions of a `namespace` tool (Codex's multi_agent_v1)
+    flattened beside them, each noted in `namespaces`."""
     if value is None:
         return []
     if not isinstance(value, list):
-        raise bad_request("tools must be a list", param="tools")
+        raise bad_request(f"{where} must be a list", param="tools")
     tools = []
     for i, tool in enumerate(value):
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind == "namespace" and where == "tools" and isinstance(tool.get("name"), str):
+            inner = _tools(tool.get("tools"), unportable, namespaces, f"tools[{i}].tools")
+            namespaces.update(dict.fromkeys((t.name for t in inner), tool["name"]))
+            tools.extend(inner)
+            continue
+        if kind != "function":
             unportable.field("tools", None, f"{kind or 'untyped'} tools")
             continue
         if not isinstance(tool.get("name"), str):
-            raise bad_request(f"tools[{i}].name is required", param="tools")
+            raise bad_request(f"{where}[{i}].name is required", param="tools")
         parameters = tool.get("parameters")
+        description = tool.get("description")
         tools.append(
             internal.Tool(
                 name=tool["name"],
                 parameters=parameters if isinstance(parameters, dict) else {"type": "object"},
-                description=tool.get("description"),
-                strict=tool.get("strict"),
+                description=description if isinstance(description, str) else None,
+                strict=tool.get("strict") if isinstance(tool.get("strict"), bool) else None,
             )
         )
     return tools
