@@ -202,8 +202,10 @@ def test_a_provider_error_is_relayed_in_openai_shape(gateway, client):
     assert the_one_call(gateway)["error_class"] == "UPSTREAM_500"
 
 
-def test_a_cut_stream_ends_in_an_error_event_and_is_recorded(gateway, token):
-    body = {"model": MODEL, "input": "Write about the sea [[fault:cut:9]]", "stream": True}
+@pytest.mark.parametrize(("model", "events"), [(MODEL, 9), ("haiku", 5)])
+def test_a_cut_stream_ends_in_an_error_event_and_is_recorded(gateway, token, model, events):
+    prompt = f"Write about the sea [[fault:cut:{events}]]"  # after a few text deltas
+    body = {"model": model, "input": prompt, "stream": True}
     with httpx.stream(
         "POST",
         f"{gateway.url}/v1/responses",

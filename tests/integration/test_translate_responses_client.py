@@ -8,7 +8,6 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from pydantic import BaseModel
@@ -206,22 +205,6 @@ def test_claudes_errors_arrive_in_the_openai_shape(gateway, client):
     with pytest.raises(openai.RateLimitError) as caught:
         client.responses.create(model="haiku", input="Say hello [[fault:429]]")
     assert caught.value.body["type"] and "mock fault 429" in caught.value.body["message"]
-
-
-def test_a_claude_stream_cut_short_fails_the_response(gateway, token):
-    body = {"model": "haiku", "input": "Write about the sea [[fault:cut:5]]", "stream": True}
-    with httpx.stream(
-        "POST",
-        f"{gateway.url}/v1/responses",
-        json=body,
-        headers={"authorization": f"Bearer {token}"},
-        timeout=10,
-    ) as response:
-        kinds = [line[7:] for line in response.iter_lines() if line.startswith("event: ")]
-    assert kinds[0] == "response.created"
-    assert "error" in kinds
-    (completed,) = gateway.events("llm.call_completed")
-    assert completed["error_class"] == "UPSTREAM_STREAM_ERROR"
 
 
 def codex_turn(content: str) -> dict[str, Any]:
