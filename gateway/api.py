@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics import versioning
-from gateway import auth, counting, metrics, routing, shapes
+from gateway import auth, counting, metrics, routing, shapes, stored_responses
 from gateway.embeddings import embeddings
 from gateway.errors import GatewayError
 from gateway.proxy import forward
@@ -52,6 +54,26 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
 @api.post("/v1/embeddings")
 async def create_embeddings(request: HttpRequest) -> HttpResponse:
     return await embeddings(request)
+
+
+@api.post("/v1/responses")
+async def responses(request: HttpRequest) -> HttpResponse:
+    return await forward(request, Shape.RESPONSES)
+
+
+@api.api_operation(["GET", "DELETE"], "/v1/responses/{response_id}")
+async def stored_response(request: HttpRequest, response_id: str) -> HttpResponse:
+    return await stored_responses.relay(request, response_id)
+
+
+@api.get("/v1/responses/{response_id}/input_items")
+async def stored_input_items(request: HttpRequest, response_id: str) -> HttpResponse:
+    return await stored_responses.relay(request, response_id)
+
+
+@api.post("/v1/responses/{response_id}/cancel")
+async def cancel_response(request: HttpRequest, response_id: str) -> HttpResponse:
+    return await stored_responses.relay(request, response_id)
 
 
 @api.get("/v1/models")
@@ -129,6 +151,29 @@ async def refuse(request: HttpRequest) -> HttpResponse:
 
 for _path, _allowed in SERVED.items():
     api.api_operation([m for m in METHODS if m != _allowed], _path)(refuse)
+
+# The stored-response paths, and their methods; POST /v1/responses/compact and the like
+# are paths Metis does not serve, not stored responses.
+STORED = {
+    "/v1/responses/{response_id}": "GET, DELETE",
+    "/v1/responses/{response_id}/input_items": "GET",
+    "/v1/responses/{response_id}/cancel": "POST",
+}
+
+
+def refuse_stored(allowed: str) -> Callable[..., Awaitable[HttpResponse]]:
+    async def refuse_method(request: HttpRequest, response_id: str) -> HttpResponse:
+        if request.path.count("/") == 3 and request.method == "POST":
+            return await refuse(request)
+        request.metis_shape = Shape.RESPONSES
+        raise GatewayError(405, f"{request.method} is not allowed on {request.path}; use "
+                           f"{allowed}.", headers={"Allow": allowed})  # fmt: skip
+
+    return refuse_method
+
+
+for _path, _allowed in STORED.items():
+    api.api_operation([m for m in METHODS if m not in _allowed], _path)(refuse_stored(_allowed))
 
 
 @api.api_operation(METHODS, "/{path:rest}")

@@ -148,11 +148,9 @@ class TranslatingShape(WireShape, Translating, Protocol):
 
 
 def read_body(request: HttpRequest, shape: Shape) -> dict[str, Any]:
-    """The body as a JSON object, with the checks every shape shares; the provider
-    validates the rest."""
+    """The body as a JSON object, with the checks the message-list shapes (Anthropic,
+    Chat) share; the provider validates the rest."""
     body = read_object(request, shape)
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise bad_request("stream must be true or false", param="stream")
     if not isinstance(body.get("messages"), list):
         raise bad_request("messages is required and must be a list", param="messages")
     max_tokens = body.get("max_tokens")
@@ -162,7 +160,7 @@ def read_body(request: HttpRequest, shape: Shape) -> dict[str, Any]:
 
 
 def read_object(request: HttpRequest, shape: Shape) -> dict[str, Any]:
-    """The body as a JSON object, under the shape's size limit; nothing else checked."""
+    """The body as a JSON object under the shape's size limit, `stream` a boolean."""
     try:
         raw = request.body
     except RawPostDataException:  # pragma: no cover - body always read once here
@@ -177,6 +175,8 @@ def read_object(request: HttpRequest, shape: Shape) -> dict[str, Any]:
         raise bad_request(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise bad_request("Request body must be a JSON object.")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise bad_request("stream must be true or false", param="stream")
     return body
 
 
