@@ -54,6 +54,13 @@ class Call:
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
 
     @property
+    def upstream_shape(self) -> Shape:
+        """The shape spoken to the provider: the caller's own when the provider serves it
+        (a same-shape pass-through), else the provider's preferred one (translated)."""
+        shapes = self.route.upstream.adapter.shapes
+        return self.inbound_shape if self.inbound_shape in shapes else shapes[0]
+
+    @property
     def latency_ms(self) -> float:
         return round(((self.finished or time.perf_counter()) - self.started) * 1000, 3)
 

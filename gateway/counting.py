@@ -21,8 +21,8 @@ from gateway import auth, calls, metrics, proxy, quota, routing, upstream
 from gateway.calls import Call
 from gateway.errors import bad_request
 from gateway.exchange import encode
-from gateway.providers.base import token_count
 from gateway.shapes import Shape, read_body
+from gateway.shapes.base import token_count
 
 
 async def count_tokens(request: HttpRequest) -> HttpResponse:
@@ -31,7 +31,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     caller = getattr(request, "metis_caller", None) or await auth.authenticate(request.headers)
     body = read_body(request, Shape.ANTHROPIC)  # max_tokens is not needed to count
     route = await routing.route(body, caller, Shape.ANTHROPIC)
-    if route.upstream.shape is not Shape.ANTHROPIC:  # OpenAI has no counterpart
+    if Shape.ANTHROPIC not in route.upstream.adapter.shapes:  # OpenAI has no counterpart
         raise bad_request(f"Counting tokens is not available for {route.model!r}.", param="model")
     call = Call(f"metis_{new_id()}", caller, route, Shape.ANTHROPIC, False, started)
     changed = body.get("model") != route.model

@@ -1,11 +1,11 @@
-"""The cross-shape path: a client of one shape calling a model served in the other.
+"""The cross-shape path: a client of one shape calling a model served in another.
 
-`proxy.forward()` asks here for the call's `Exchange` only when `route.upstream.shape`
-differs from the caller's, so the same-shape hot path carries none of this. The body
-is translated (`gateway.translate`) for the upstream's own endpoint, with the way back
-for the answer, its errors and its stream; proxy.py sends and records the call exactly
-as a same-shape one: the real upstream model, usage read by the upstream's adapter,
-`inbound_shape` the caller's. Nothing here does I/O.
+`proxy.forward()` asks here for the call's `Exchange` only when the provider does not
+serve the caller's shape (`Call.upstream_shape`), so the same-shape hot path carries
+none of this. The body is translated (`gateway.translate`) for the upstream's own
+endpoint, with the way back for the answer, its errors and its stream; proxy.py sends
+and records the call exactly as a same-shape one: the real upstream model, usage read
+by the upstream's wire shape, `inbound_shape` the caller's. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def translated(body: dict[str, Any], call: Call) -> Exchange:
         raise cannot_encode(exc) from None
     sent["model"] = route.model
     return Exchange(
-        path=route.upstream.adapter.generate_path(route.model, stream=call.stream),
+        path=route.upstream.adapter.generate_path(
+            route.model, call.upstream_shape, stream=call.stream
+        ),
         body=encode(sent),
         sent=sent,
         events=partial(crossing.stream, body, route.model),

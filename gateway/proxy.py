@@ -28,7 +28,7 @@ from gateway import auth, calls, crossing, estimates, metrics, quota, routing, u
 from gateway.calls import Call
 from gateway.errors import GatewayError
 from gateway.exchange import BodyTranslation, EventRelay, Exchange, Passthrough, encode
-from gateway.providers import Provider, UpstreamRequest
+from gateway.providers import UpstreamRequest
 from gateway.shapes import SHAPES, Shape, WireShape
 from gateway.sse import SSEEvent, SSEParser
 
@@ -44,7 +44,7 @@ async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
     body = wire.parse(request)
     route = await routing.route(body, caller, shape)
     call = Call(f"metis_{new_id()}", caller, route, shape, body.get("stream") is True, started)
-    if route.upstream.shape is shape:
+    if call.upstream_shape is shape:
         exchange = same_shape(request, body, call, wire)
     else:  # e.g. the openai SDK calling a Claude model
         exchange = crossing.translated(body, call)
@@ -155,7 +155,7 @@ async def relay(
     response: aiohttp.ClientResponse, call: Call, events: EventRelay
 ) -> AsyncIterator[bytes]:
     """Relay SSE as it arrives, whole events at a time, reading usage from a parsed copy."""
-    parser, seen = SSEParser(), StreamUsage(call.route.upstream.adapter)
+    parser, seen = SSEParser(), StreamUsage(SHAPES[call.upstream_shape])
     try:
         async for chunk in response.content.iter_any():
             if call.first_byte is None:
@@ -190,17 +190,17 @@ class StreamUsage:
     """The usage a stream reported, and whether it reported any: only what the provider
     did not report is estimated (an `output_tokens: 0` it did report stays 0)."""
 
-    def __init__(self, adapter: Provider) -> None:
-        self.adapter = adapter
+    def __init__(self, wire: WireShape) -> None:
+        self.wire = wire  # the shape spoken to the provider
         self.usage = Usage()
         self.reported = False  # some event carried usage (input comes with the first)
         self.output_reported = False  # usage came after the text began: the output count
         self.text_chars = 0
 
     def read(self, event: SSEEvent) -> None:
-        self.text_chars += len(self.adapter.text_from_event(event))
-        usage = self.adapter.usage_from_event(event, self.usage)
-        if usage is not self.usage:  # adapters return `so_far` itself for events without usage
+        self.text_chars += len(self.wire.text_from_event(event))
+        usage = self.wire.usage_from_event(event, self.usage)
+        if usage is not self.usage:  # `so_far` itself comes back for events without usage
             self.reported = True
             self.output_reported = self.output_reported or self.text_chars > 0
             self.usage = usage
@@ -234,7 +234,7 @@ def classify(call: Call, exc: BaseException) -> None:
 
 def usage_of(call: Call, content: bytes) -> Usage:
     try:
-        return call.route.upstream.adapter.usage_from_body(orjson.loads(content))
+        return SHAPES[call.upstream_shape].usage_from_body(orjson.loads(content))
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return Usage()
 

@@ -55,7 +55,6 @@ ADAPTER_FOR = {"anthropic": "anthropic", "openai": "openai", "openai-compatible"
 class Upstream:
     name: str  # the provider name in events: anthropic, openai, or a credential's name
     adapter: Provider
-    shape: Shape
     base_url: str
     api_key: str
     # Whose price list applies: first-party credentials (whatever their name) are priced as
@@ -86,7 +85,7 @@ class Catalog:
 
 def _env_upstreams() -> dict[str, Upstream]:
     return {
-        name: Upstream(name, PROVIDERS[name], PROVIDERS[name].shape, base_url, api_key, name)
+        name: Upstream(name, PROVIDERS[name], base_url, api_key, name)
         for name, base_url, api_key in (
             ("anthropic", settings.METIS_ANTHROPIC_BASE_URL, settings.METIS_ANTHROPIC_API_KEY),
             ("openai", settings.METIS_OPENAI_BASE_URL, settings.METIS_OPENAI_API_KEY),
@@ -104,7 +103,6 @@ def _load_catalog() -> Catalog:
         upstreams[cred.name] = Upstream(
             cred.name,
             PROVIDERS[adapter],
-            PROVIDERS[adapter].shape,
             base_url,
             cred.api_key,
             priced_as,

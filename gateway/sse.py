@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 # Two line terminators in a row end an event. A lone CR counts as a terminator
 # only when no LF follows it, otherwise the CRLF pair would count as two.
@@ -101,3 +104,11 @@ def _parse(raw: bytes) -> SSEEvent:
     # Events split only at CR/LF bytes, which never occur inside a UTF-8
     # sequence, so decoding per event cannot cut a character in half.
     return SSEEvent(event=event, data=b"\n".join(data_lines).decode("utf-8", "replace"), raw=raw)
+
+
+def load_json(data: str) -> Any:
+    """Decoded JSON of an event's data, or None when it is not JSON (`[DONE]`, garbage)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None

@@ -1,11 +1,14 @@
-"""A fake Anthropic Messages and OpenAI Chat Completions provider, served over real HTTP.
+"""A fake Anthropic Messages, OpenAI Chat Completions and OpenAI Responses provider, served
+over real HTTP.
 
 It backs the test suite, `metis demo` and the benchmarks. Replies are deterministic: the
 same request, streamed or not, gives the same text and the same usage.
 
 Endpoints: POST /v1/messages (also ?beta=true), POST /v1/messages/count_tokens,
-POST /v1/chat/completions, GET /v1/models (Anthropic shape when `anthropic-version` is sent),
-GET|DELETE /_mock/requests (the last 1000 calls), POST /_mock/reset (log, faults, cache).
+POST /v1/chat/completions, POST /v1/responses (and GET|DELETE /v1/responses/{id},
+GET /v1/responses/{id}/input_items, POST /v1/responses/{id}/cancel), GET /v1/models
+(Anthropic shape when `anthropic-version` is sent), GET|DELETE /_mock/requests (the last
+1000 calls), POST /_mock/reset (log, faults, cache, stored responses).
 
 Steering a reply from the last user message (for clients that cannot set headers):
   [[tool]]                    call the first tool, arguments built from its input schema

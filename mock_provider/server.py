@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mock_provider import anthropic, openai
+from mock_provider import anthropic, openai, responses
 from mock_provider.wire import STATE, MockState
 
 
@@ -25,6 +25,11 @@ def make_app(
     app.router.add_post("/v1/messages", anthropic.messages)
     app.router.add_post("/v1/messages/count_tokens", anthropic.count_tokens)
     app.router.add_post("/v1/chat/completions", openai.chat_completions)
+    app.router.add_post("/v1/responses", responses.create)
+    app.router.add_get("/v1/responses/{response_id}", responses.retrieve)
+    app.router.add_delete("/v1/responses/{response_id}", responses.delete)
+    app.router.add_get("/v1/responses/{response_id}/input_items", responses.input_items)
+    app.router.add_post("/v1/responses/{response_id}/cancel", responses.cancel)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/_mock/requests", _list_requests)
     app.router.add_delete("/_mock/requests", _clear_requests)

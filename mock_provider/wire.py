@@ -52,6 +52,7 @@ class MockState:
     faults: FaultCounter = field(default_factory=FaultCounter)
     cache: PromptCache = field(default_factory=PromptCache)
     fixed: dict[tuple[Any, ...], bytes] = field(default_factory=dict)  # x-mock-fixed bodies
+    responses: dict[str, Any] = field(default_factory=dict)  # stored Responses API answers
 
     def fixed_body(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
         body = self.fixed.get(key)
@@ -65,6 +66,7 @@ class MockState:
         self.requests.clear()
         self.faults.clear()
         self.cache.clear()
+        self.responses.clear()
 
 
 STATE = web.AppKey("metis_mock_state", MockState)

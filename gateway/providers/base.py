@@ -1,21 +1,19 @@
 """The provider interface: what the proxy needs from an upstream, and nothing else.
 
-Adapters do no I/O. They turn a client call into an `UpstreamRequest` and read
-usage out of response bodies and SSE events, so every one of them is unit-tested
-against recorded payloads without a socket.
+Adapters do no I/O. They say which wire shapes the provider serves and turn a call
+into an `UpstreamRequest`, so every one of them is unit-tested without a socket.
+What the provider answers (usage, stream events) is read by the wire shape spoken
+to it (gateway/shapes/), since one provider may serve several shapes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import orjson
+from typing import Protocol
 
 from analytics.usage import Usage
 from gateway.shapes.base import Shape
-from gateway.sse import SSEEvent
 
 __all__ = [
     "Provider",
@@ -23,8 +21,6 @@ __all__ = [
     "Usage",
     "forwarded_headers",
     "join_url",
-    "load_json",
-    "token_count",
 ]
 
 # Sent by every SDK and harmless upstream; everything else must match a provider's
@@ -57,15 +53,17 @@ class UpstreamRequest:
 
 
 class Provider(Protocol):
-    """One upstream API shape ("anthropic" or "openai"; OpenAI-compatible servers
-    use the OpenAI adapter with their own base URL)."""
+    """One upstream API ("anthropic" or "openai"; OpenAI-compatible servers use the
+    OpenAI adapter with their own base URL)."""
 
     name: str
-    shape: Shape  # the wire shape this upstream speaks
+    # The wire shapes the provider serves natively, preferred first: a caller speaking
+    # one of them is passed through; any other caller is translated into the first.
+    shapes: tuple[Shape, ...]
 
-    def generate_path(self, model: str, *, stream: bool) -> str:
-        """Where a call translated into this provider's shape is sent (some providers
-        put the model, or streaming, in the path)."""
+    def generate_path(self, model: str, shape: Shape, *, stream: bool) -> str:
+        """Where a call translated into `shape` is sent (some providers put the model,
+        or streaming, in the path)."""
         ...
 
     def build_request(
@@ -80,20 +78,6 @@ class Provider(Protocol):
     ) -> UpstreamRequest:
         """Address `path` (path + query) under `base_url`, with the client's
         pass-through headers and this provider's auth; `body` is sent as given."""
-        ...
-
-    def usage_from_body(self, body: Mapping[str, Any]) -> Usage:
-        """Usage of a non-streamed response; missing or null fields count as 0."""
-        ...
-
-    def usage_from_event(self, event: SSEEvent, so_far: Usage) -> Usage:
-        """Usage after `event`, given the usage seen before it; never raises,
-        and returns `so_far` for events that carry no (readable) usage."""
-        ...
-
-    def text_from_event(self, event: SSEEvent) -> str:
-        """Generated text in `event` (visible, thinking and tool-call arguments),
-        used to estimate output tokens of a stream cut off before its usage."""
         ...
 
 
@@ -120,21 +104,3 @@ def forwarded_headers(
         if lower in _COMMON_HEADERS or lower.startswith(allowed_prefixes):
             headers[lower] = value
     return headers
-
-
-def token_count(value: object) -> int:
-    """A token count from upstream JSON: a non-negative int, else 0 (null,
-    missing, strings and booleans from a misbehaving server included)."""
-    if type(value) is int:
-        return value if value > 0 else 0
-    if type(value) is float and value.is_integer() and value > 0:
-        return int(value)
-    return 0
-
-
-def load_json(data: str) -> Any:
-    """Decoded JSON of an event's data, or None when it is not JSON (`[DONE]`, garbage)."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None

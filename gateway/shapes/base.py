@@ -1,13 +1,15 @@
 """What every wire shape provides, and the body checks all shapes share.
 
 A wire shape is an API dialect a client speaks (Anthropic Messages, OpenAI Chat
-Completions). Each has one module in this package that owns its paths, the little
-of its request the gateway reads, its error envelope, its /v1/models answer and its
-SSE conventions. Provider adapters (gateway/providers/) say which shape they speak.
+Completions, OpenAI Responses). Each has one module in this package that owns its
+paths, the little of its request the gateway reads, its error envelope, its
+/v1/models answer, its SSE conventions and its usage. Provider adapters
+(gateway/providers/) say which shapes they serve.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,6 +18,7 @@ import orjson
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
 
+from analytics.usage import Usage
 from gateway import intake
 from gateway.errors import GatewayError, bad_request
 from gateway.shapes import internal
@@ -72,6 +75,22 @@ class WireShape(Protocol):
         ...
 
     def is_usage_only(self, event: SSEEvent) -> bool: ...
+
+    # Usage is read through the shape spoken on the wire to the provider (one provider
+    # may serve several shapes), never through the provider.
+    def usage_from_body(self, body: Mapping[str, Any]) -> Usage:
+        """Usage of a non-streamed answer; missing or null fields count as 0."""
+        ...
+
+    def usage_from_event(self, event: SSEEvent, so_far: Usage) -> Usage:
+        """Usage after `event`, given the usage seen before it; never raises, and
+        returns `so_far` itself for events that carry no (readable) usage."""
+        ...
+
+    def text_from_event(self, event: SSEEvent) -> str:
+        """Generated text in `event` (visible, reasoning and tool-call arguments),
+        used to estimate output tokens of a stream cut off before its usage."""
+        ...
 
 
 class StreamReader(Protocol):
@@ -149,3 +168,13 @@ def read_body(request: HttpRequest, shape: Shape) -> dict[str, Any]:
     if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
         raise bad_request("max_tokens must be a positive integer", param="max_tokens")
     return body
+
+
+def token_count(value: object) -> int:
+    """A token count from upstream JSON: a non-negative int, else 0 (null,
+    missing, strings and booleans from a misbehaving server included)."""
+    if type(value) is int:
+        return value if value > 0 else 0
+    if type(value) is float and value.is_integer() and value > 0:
+        return int(value)
+    return 0

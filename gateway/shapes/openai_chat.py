@@ -11,23 +11,33 @@ client did not ask itself, the relay drops the usage-only chunk (`is_usage_only`
 because clients that never asked for it may index `choices[0]` and fail on the empty
 list; the `"usage": null` fields are relayed untouched (the SDKs model them as
 optional). A client that asked gets the stream exactly as OpenAI sends it.
+
+Usage: `usage.prompt_tokens` already INCLUDES `prompt_tokens_details.cached_tokens`
+(and `cache_write_tokens` where a server reports it), so it maps straight to
+Usage.input_tokens; `completion_tokens` already includes
+`completion_tokens_details.reasoning_tokens`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.http import HttpRequest
 
-from gateway.shapes.base import ErrorInfo, Shape, read_body
-from gateway.sse import SSEEvent
+from analytics.usage import Usage
+from gateway.shapes.base import ErrorInfo, Shape, read_body, token_count
+from gateway.sse import SSEEvent, load_json
 
 if TYPE_CHECKING:
     from gateway.routing import ModelEntry
 
 USAGE_OBJECT = re.compile(r'"usage"\s*:\s*\{')
+# Text-bearing delta fields: content and refusal are OpenAI's; reasoning_content
+# (vLLM, DeepSeek) and reasoning (OpenRouter) come from compatible servers.
+_TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
 
 # status -> (error type, code)
 ERROR_TYPES: dict[int, tuple[str, str | None]] = {
@@ -85,6 +95,34 @@ class OpenAIChat:
     def is_usage_only(self, event: SSEEvent) -> bool:
         return is_usage_only_chunk(event)
 
+    def usage_from_body(self, body: Mapping[str, Any]) -> Usage:
+        usage = body.get("usage")
+        return _usage(usage) if isinstance(usage, Mapping) else Usage()
+
+    def usage_from_event(self, event: SSEEvent, so_far: Usage) -> Usage:
+        # With include_usage every chunk carries `"usage": null`: decode only the
+        # one(s) with a usage object.
+        if not USAGE_OBJECT.search(event.data):
+            return so_far
+        payload = load_json(event.data)
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        # The usage chunk reports the whole call, so it replaces rather than adds;
+        # servers that send running usage on every chunk are cumulative too.
+        return _usage(usage) if isinstance(usage, dict) else so_far
+
+    def text_from_event(self, event: SSEEvent) -> str:
+        if '"delta"' not in event.data:
+            return ""
+        payload = load_json(event.data)
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        if not isinstance(choices, list):
+            return ""
+        parts: list[str] = []
+        for choice in choices:
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict):
+                parts.extend(_delta_text(delta))
+        return "".join(parts)
 
 def ensure_stream_usage(body: dict[str, Any]) -> bool:
     """Ask a streaming request body for usage (in place); return whether the
@@ -113,3 +151,31 @@ def is_usage_only_chunk(event: SSEEvent) -> bool:
         and isinstance(payload.get("usage"), dict)
         and not payload.get("choices")
     )
+
+
+def _usage(usage: Mapping[str, Any]) -> Usage:
+    prompt_details = usage.get("prompt_tokens_details")
+    if not isinstance(prompt_details, Mapping):
+        prompt_details = {}
+    completion_details = usage.get("completion_tokens_details")
+    if not isinstance(completion_details, Mapping):
+        completion_details = {}
+    return Usage(
+        input_tokens=token_count(usage.get("prompt_tokens")),
+        output_tokens=token_count(usage.get("completion_tokens")),
+        cache_read_tokens=token_count(prompt_details.get("cached_tokens")),
+        cache_write_tokens=token_count(prompt_details.get("cache_write_tokens")),
+        reasoning_tokens=token_count(completion_details.get("reasoning_tokens")),
+    )
+
+
+def _delta_text(delta: Mapping[str, Any]) -> list[str]:
+    parts = [text for key in _TEXT_FIELDS if isinstance(text := delta.get(key), str)]
+    tool_calls = delta.get("tool_calls")
+    if isinstance(tool_calls, list):
+        for call in tool_calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if isinstance(arguments, str):
+                parts.append(arguments)
+    return parts

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from gateway.providers.base import token_count
+from gateway.shapes.base import token_count
 
 FINISH_FOR_STOP = {
     "end_turn": "stop",

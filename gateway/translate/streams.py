@@ -15,9 +15,8 @@ from typing import Any
 
 import orjson
 
-from gateway.providers.base import load_json
 from gateway.shapes import Shape
-from gateway.sse import SSEEvent
+from gateway.sse import SSEEvent, load_json
 from gateway.translate.errors import stream_error_data
 from gateway.translate.responses import (
     FINISH_FOR_STOP,

@@ -8,16 +8,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.providers import PROVIDERS, Provider
+from gateway.providers import PROVIDERS
 from gateway.providers.anthropic import Anthropic
 from gateway.providers.base import Usage
 from gateway.providers.openai import OpenAI
-from gateway.shapes.openai_chat import ensure_stream_usage, is_usage_only_chunk
+from gateway.shapes import SHAPES, Shape, WireShape
+from gateway.shapes.anthropic import AnthropicMessages
+from gateway.shapes.openai_chat import OpenAIChat, ensure_stream_usage, is_usage_only_chunk
 from gateway.sse import SSEEvent, SSEParser
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
+# Recorded completions by wire shape: usage is read by the shape spoken to the provider.
 COMPLETIONS = [
-    (name, path.stem) for name in PROVIDERS for path in sorted((FIXTURES / name).glob("*.json"))
+    (shape.value, path.stem)
+    for shape in SHAPES
+    for path in sorted((FIXTURES / shape.value).glob("*.json"))
 ]
 
 
@@ -29,13 +34,13 @@ def stream_events(provider: str, completion: str) -> list[SSEEvent]:
 def streamed_usage(provider: str, completion: str) -> Usage:
     usage = Usage()
     for event in stream_events(provider, completion):
-        usage = PROVIDERS[provider].usage_from_event(event, usage)
+        usage = SHAPES[Shape(provider)].usage_from_event(event, usage)
     return usage
 
 
 def body_usage(provider: str, completion: str) -> Usage:
     body = json.loads((FIXTURES / provider / f"{completion}.json").read_text())
-    return PROVIDERS[provider].usage_from_body(body)
+    return SHAPES[Shape(provider)].usage_from_body(body)
 
 
 def sse(payload: dict[str, Any], event: str | None = None) -> SSEEvent:
@@ -43,9 +48,9 @@ def sse(payload: dict[str, Any], event: str | None = None) -> SSEEvent:
     return SSEEvent(event=event, data=data, raw=f"data: {data}\n\n".encode())
 
 
-def test_every_provider_has_all_four_recorded_completions() -> None:
-    for name in PROVIDERS:
-        assert len([c for p, c in COMPLETIONS if p == name]) == 4, name
+def test_every_shape_has_all_four_recorded_completions() -> None:
+    for shape in SHAPES:
+        assert len([c for p, c in COMPLETIONS if p == shape.value]) == 4, shape
 
 
 @pytest.mark.parametrize(("provider", "completion"), COMPLETIONS)
@@ -84,7 +89,7 @@ def test_recorded_usage_is_read_in_metis_terms(
 
 
 def test_anthropic_message_delta_is_cumulative_so_the_last_one_wins() -> None:
-    anthropic = Anthropic()
+    anthropic = AnthropicMessages()
     usage = anthropic.usage_from_event(
         sse({"type": "message_start", "message": {"usage": {"input_tokens": 10}}}, "message_start"),
         Usage(),
@@ -101,13 +106,13 @@ def test_anthropic_message_delta_input_counts_replace_the_start_and_nulls_do_not
         "type": "message_delta",
         "usage": {"input_tokens": 50, "cache_read_input_tokens": None, "output_tokens": 7},
     }
-    usage = Anthropic().usage_from_event(sse(delta, "message_delta"), start)
+    usage = AnthropicMessages().usage_from_event(sse(delta, "message_delta"), start)
     assert usage == Usage(input_tokens=150, output_tokens=7, cache_read_tokens=100)
 
 
 def test_anthropic_cache_writes_without_a_ttl_breakdown_are_all_five_minute() -> None:
     body = {"usage": {"input_tokens": 3, "cache_creation_input_tokens": 40, "output_tokens": 2}}
-    usage = Anthropic().usage_from_body(body)
+    usage = AnthropicMessages().usage_from_body(body)
     assert (usage.input_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens) == (
         43,
         40,
@@ -116,7 +121,7 @@ def test_anthropic_cache_writes_without_a_ttl_breakdown_are_all_five_minute() ->
 
 
 def test_anthropic_text_covers_visible_thinking_and_tool_input() -> None:
-    anthropic = Anthropic()
+    anthropic = AnthropicMessages()
     thinking = "".join(anthropic.text_from_event(e) for e in stream_events("anthropic", "thinking"))
     assert thinking.startswith("The user asks for 27 * 453.") and thinking.endswith("12,231.")
     tool = "".join(anthropic.text_from_event(e) for e in stream_events("anthropic", "tool_call"))
@@ -124,7 +129,7 @@ def test_anthropic_text_covers_visible_thinking_and_tool_input() -> None:
 
 
 def test_openai_text_covers_content_and_tool_call_arguments() -> None:
-    openai = OpenAI()
+    openai = OpenAIChat()
     text = "".join(openai.text_from_event(e) for e in stream_events("openai", "text"))
     assert text == "Hello! How can I assist you today?"
     tool = "".join(openai.text_from_event(e) for e in stream_events("openai", "tool_call"))
@@ -164,18 +169,16 @@ _JSON = st.recursive(
 )
 
 
-@pytest.mark.parametrize("provider", PROVIDERS.values(), ids=list(PROVIDERS))
+@pytest.mark.parametrize("wire", SHAPES.values(), ids=[s.value for s in SHAPES])
 @given(payload=_JSON, name=st.sampled_from([None, "message_start", "message_delta"]))
-def test_malformed_events_never_raise(
-    provider: Provider, payload: object, name: str | None
-) -> None:
+def test_malformed_events_never_raise(wire: WireShape, payload: object, name: str | None) -> None:
     so_far = Usage(input_tokens=3)
     for data in (json.dumps(payload), "[DONE]", '{"usage": '):
         event = SSEEvent(event=name, data=data, raw=b"")
-        assert isinstance(provider.usage_from_event(event, so_far), Usage)
-        assert isinstance(provider.text_from_event(event), str)
+        assert isinstance(wire.usage_from_event(event, so_far), Usage)
+        assert isinstance(wire.text_from_event(event), str)
     if isinstance(payload, dict):
-        assert isinstance(provider.usage_from_body(payload), Usage)
+        assert isinstance(wire.usage_from_body(payload), Usage)
 
 
 def test_anthropic_request_forwards_client_headers_but_never_credentials() -> None:
@@ -264,3 +267,11 @@ def test_only_the_final_usage_chunk_counts_as_usage_only() -> None:
     events = stream_events("openai", "text")
     assert [is_usage_only_chunk(e) for e in events][-3:] == [False, True, False]
     assert not any(is_usage_only_chunk(e) for e in events[:-2])
+
+
+def test_every_provider_serves_its_preferred_shape_first_at_a_path_of_its_own() -> None:
+    assert PROVIDERS["anthropic"].shapes == (Shape.ANTHROPIC,)
+    assert PROVIDERS["openai"].shapes == (Shape.OPENAI, Shape.RESPONSES)
+    for provider in PROVIDERS.values():
+        paths = {provider.generate_path("m", s, stream=False) for s in provider.shapes}
+        assert len(paths) == len(provider.shapes)
