@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +24,8 @@ pytestmark = pytest.mark.codex
 
 CODEX = shutil.which("codex")
 MISSING = "the Codex CLI is not installed (npm install -g @openai/codex)"
-CONFIG = Path(__file__).resolve().parents[2] / "examples" / "gateway" / "codex" / "config.toml"
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "examples" / "gateway" / "codex" / "config.toml"
 EXAMPLE_BASE_URL = "http://127.0.0.1:8422/v1"
 TIMEOUT = 120
 
@@ -44,6 +47,12 @@ def codex() -> str:
 @pytest.fixture
 def key(transactional_db):
     return make_key(name="codex")
+
+
+def test_the_readme_shows_the_example_config():
+    readme = (ROOT / "README.md").read_text()
+    shown = [tomllib.loads(block) for block in re.findall(r"```toml\n(.*?)```", readme, re.S)]
+    assert tomllib.loads(CONFIG.read_text()) in shown
 
 
 def run_codex(codex: str, gateway, token: str, model: str, prompt: str, tmp_path: Path) -> dict:
