@@ -1,7 +1,8 @@
-// The openai Node SDK against a Claude model through the gateway (cross-shape): Responses
-// with tools (streamed and not), reasoning and text.format, and Chat Completions with
-// reasoning_effort and response_format. Prints one JSON object of what came back, for
-// tests/integration/test_node_examples.py to check. Run from an `npm ci` of examples/gateway/node.
+// The openai Node SDK through the gateway, against MODEL: Responses with tools (streamed and
+// not), reasoning and text.format, then (unless CHAT=0) Chat Completions with reasoning_effort
+// and response_format. With a Claude model every call crosses shapes. Prints one JSON object
+// of what came back, for tests/integration/test_node_examples.py to check. Run it from an
+// `npm ci` of examples/gateway/node.
 import OpenAI from "openai";
 
 const client = new OpenAI({
@@ -89,12 +90,14 @@ const structured = await client.responses.create({
 });
 out.structured = JSON.parse(structured.output_text);
 
-const chat = await client.chat.completions.create({
-  model,
-  messages: [{ role: "user", content: "Greet me, as JSON." }],
-  reasoning_effort: "low",
-  response_format: { type: "json_schema", json_schema: { name: "greeting", schema, strict: true } },
-});
-out.chat_structured = JSON.parse(chat.choices[0].message.content);
+if (process.env.CHAT !== "0") {
+  const chat = await client.chat.completions.create({
+    model,
+    messages: [{ role: "user", content: "Greet me, as JSON." }],
+    reasoning_effort: "low",
+    response_format: { type: "json_schema", json_schema: { name: "greeting", schema, strict: true } },
+  });
+  out.chat_structured = JSON.parse(chat.choices[0].message.content);
+}
 
 console.log(JSON.stringify(out));
