@@ -33,6 +33,9 @@ class KeySnapshot:
     allowed_models: tuple[str, ...]
     expires_at: datetime | None
     revoked: bool
+    # Cross-shape calls: drop fields with no equivalent (listed on the call) instead of
+    # a 400 naming them. The workspace's default, or the key's own override.
+    drop_unsupported_params: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ class Call:
     reservation: Reservation | None = None  # what quota.check() holds for this call
     noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
+    dropped_params: list[str] = field(default_factory=list)  # by the key's policy, crossing
 
     @property
     def upstream_shape(self) -> Shape:

@@ -1,7 +1,8 @@
 """The wire shapes clients speak, in one explicit registry (no plugin discovery).
 
-Adding a shape: one module here with the `WireShape` methods, one line in `SHAPES`,
-and its endpoint in gateway/api.py.
+Adding a shape: one module (or package) here with the `WireShape` and `Translating`
+methods (gateway/shapes/base.py), one line in `SHAPES`, and its endpoint in
+gateway/api.py. Cross-shape calls then work to and from every other shape.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.http import HttpResponse
 
 from gateway.errors import GatewayError
 from gateway.shapes.anthropic import AnthropicMessages
-from gateway.shapes.base import ErrorInfo, Shape, WireShape, read_body
+from gateway.shapes.base import ErrorInfo, Shape, TranslatingShape, WireShape, read_body
 from gateway.shapes.openai_chat import OpenAIChat
 
 __all__ = [
@@ -20,13 +21,14 @@ __all__ = [
     "SHAPES",
     "ErrorInfo",
     "Shape",
+    "TranslatingShape",
     "WireShape",
     "read_body",
     "render",
     "shape_for",
 ]
 
-SHAPES: dict[Shape, WireShape] = {
+SHAPES: dict[Shape, TranslatingShape] = {
     Shape.ANTHROPIC: AnthropicMessages(),
     Shape.OPENAI: OpenAIChat(),
 }

@@ -143,6 +143,10 @@ class Translating(Protocol):
     def stream_writer(self, request: internal.Request) -> StreamWriter: ...
 
 
+class TranslatingShape(WireShape, Translating, Protocol):
+    """A wire shape that takes part in cross-shape calls (every registered one)."""
+
+
 def read_body(request: HttpRequest, shape: Shape) -> dict[str, Any]:
     """The body as a JSON object, with the checks every shape shares; the provider
     validates the rest."""

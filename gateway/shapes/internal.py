@@ -20,6 +20,10 @@ Conventions, chosen to lose nothing in either direction:
   is dumped to it and parsed back.
 - Usage is `analytics.usage.Usage`: input includes cache reads and writes, output
   includes reasoning.
+- Ids of answers are bare: a shape strips its own prefix when reading (`msg_`,
+  `chatcmpl-`, `resp_`) and adds it when writing, so an id survives the trip.
+- A message whose only part is one `Text` is written as a plain string where a shape
+  allows both spellings (they mean the same).
 - Streams are block-structured, as Anthropic's and the Responses API's are: a part
   starts, grows by deltas, stops. Chat Completions' chunk stream is read into blocks.
 """
@@ -239,17 +243,26 @@ StreamEvent = Start | PartStart | PartDelta | PartStop | Finish | Error | Done
 
 class Unportable:
     """Where a field with no equivalent goes: a 400 naming it, or, when the caller's key
-    allows dropping (`drop`), the list of dropped fields the call records."""
+    allows dropping (`drop`), the list of dropped fields the call records.
 
-    def __init__(self, *, drop: bool = False) -> None:
+    crossing.py makes one per call; `target` names what cannot take the field (the
+    routed model). Fields are named as the caller spelled them: a caller's `to_internal`
+    records its own names for internal fields it spells otherwise in `names` (Anthropic:
+    `{"stop": "stop_sequences"}`), so the provider's `from_internal` can refuse a value
+    by the internal name and the caller still reads its own."""
+
+    def __init__(self, *, drop: bool = False, target: str = "the routed model") -> None:
         self.drop = drop
+        self.target = target
+        self.names: dict[str, str] = {}
         self.dropped: list[str] = []
 
-    def field(self, name: str, target: str, what: str | None = None) -> None:
-        """Refuse `name` (raises), or note it dropped. `target` names what cannot take
-        it ("Anthropic models"); `what` says which use of the field, when not all."""
+    def field(self, name: str, target: str | None = None, what: str | None = None) -> None:
+        """Refuse `name` (raises), or note it dropped. `what` says which use of the field,
+        when not every use is unportable ("a temperature above 1")."""
+        name = self.names.get(name, name)
         if not self.drop:
-            raise cannot_carry(name, target, what)
+            raise cannot_carry(name, target or self.target, what)
         if name not in self.dropped:
             self.dropped.append(name)
 

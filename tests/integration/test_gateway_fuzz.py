@@ -156,13 +156,13 @@ def junk_tool_result(content: Any) -> list[dict[str, Any]]:
 
 # Found by this module, each a 500 before: (path, model, prompt, extra fields).
 FOUND = [
-    # Anthropic in, OpenAI out (gateway/translate/requests.py)
+    # Anthropic in, OpenAI out (gateway/shapes/*/requests.py)
     ("/v1/messages", "gpt-5-mini", HELLO, {"tools": True}),
     ("/v1/messages", "gpt-5-mini", HELLO, {"tool_choice": {"type": []}}),
     ("/v1/messages", "gpt-5-mini", HELLO, {"thinking": {"type": "enabled", "budget_tokens": -1}}),
     ("/v1/messages", "gpt-5-mini", junk_tool_result(5), {}),
     ("/v1/messages", "gpt-5-mini", junk_tool_result([{"type": "text", "text": 5}]), {}),
-    # OpenAI in, Anthropic out (gateway/translate/requests.py)
+    # OpenAI in, Anthropic out (gateway/shapes/*/requests.py)
     ("/v1/chat/completions", "haiku", HELLO, {"tools": True}),
     ("/v1/chat/completions", "haiku", HELLO, {"tools": ["junk"]}),
     ("/v1/chat/completions", "haiku", [*HELLO, {"role": "assistant", "tool_calls": 5}], {}),

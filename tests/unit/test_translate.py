@@ -1,5 +1,5 @@
-"""Requests translated to the other shape and back keep their meaning; what cannot
-be carried is refused, naming the field."""
+"""Requests translated to another shape through the internal form and back keep their
+meaning; what cannot be carried is refused, naming the field."""
 
 from __future__ import annotations
 
@@ -10,10 +10,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.crossing import TranslatedEvents
 from gateway.errors import GatewayError
+from gateway.shapes import SHAPES, Shape, internal
 from gateway.sse import SSEParser
-from gateway.translate.requests import to_anthropic, to_openai
-from gateway.translate.streams import ToAnthropicEvents, ToOpenAIChunks
+
+ANTHROPIC, CHAT = SHAPES[Shape.ANTHROPIC], SHAPES[Shape.OPENAI]
+
+
+def crossed(caller, provider, body: dict[str, Any], *, drop: bool = False) -> dict[str, Any]:
+    unportable = internal.Unportable(drop=drop, target="the model")
+    return provider.from_internal(caller.to_internal(body, unportable), unportable)
+
+
+def to_openai(body: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic Messages body as a Chat Completions body."""
+    return crossed(ANTHROPIC, CHAT, body)
+
+
+def to_anthropic(body: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions body as an Anthropic Messages body."""
+    return crossed(CHAT, ANTHROPIC, body)
+
 
 text = st.text(min_size=1, max_size=20)
 names = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
@@ -101,20 +119,30 @@ def anthropic_requests(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def normalised(body: dict[str, Any]) -> dict[str, Any]:
-    """Same meaning, one spelling: strings as text blocks, adjacent same-role turns merged."""
+    """Same meaning, one spelling: strings as text blocks, adjacent same-role turns merged,
+    `stream: false` as no stream."""
     out = {k: v for k, v in body.items() if k not in ("system", "messages")}
+    if out.get("stream") is False:
+        del out["stream"]
     system = body.get("system")
     out["system"] = [{"type": "text", "text": system}] if isinstance(system, str) else system
     merged: list[dict[str, Any]] = []
     for message in body["messages"]:
         content = message["content"]
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        blocks = [_result_blocks(b) for b in blocks]
         if merged and merged[-1]["role"] == message["role"]:
             merged[-1]["content"] = merged[-1]["content"] + blocks
         else:
             merged.append({"role": message["role"], "content": list(blocks)})
     out["messages"] = merged
     return out
+
+
+def _result_blocks(block: dict[str, Any]) -> dict[str, Any]:
+    if block.get("type") != "tool_result" or not isinstance(block["content"], str):
+        return block
+    return {**block, "content": [{"type": "text", "text": block["content"]}]}
 
 
 @settings(max_examples=300, deadline=None)
@@ -147,7 +175,7 @@ HI = [{"role": "user", "content": "hi"}]
         ({"logprobs": True}, "logprobs"),
         ({"seed": 7}, "seed"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
-        ({"reasoning_effort": "high"}, "reasoning_effort"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
         ({"temperature": 1.5}, "temperature"),
         ({"some_new_field": 1}, "some_new_field"),
@@ -216,7 +244,7 @@ def test_an_openai_stream_becomes_anthropic_events_with_usage_last():
             b"[DONE]",
         )
     )
-    translator = ToAnthropicEvents(model="gpt-5-mini")
+    translator = TranslatedEvents.between(CHAT, ANTHROPIC, internal.Request("gpt-5-mini", []))
     out = b"".join(b for event in events(chunks) for b in translator.feed(event))
     assert translator.finish() == []
     names = [e.event for e in events(out)]
@@ -237,8 +265,50 @@ def test_an_anthropic_stream_cut_short_still_ends_with_done():
         {"type": "message_start", "message": message}
     )
     start += b"\n\n"
-    translator = ToOpenAIChunks(model="claude-haiku-4-5", created=1, include_usage=True)
+    request = internal.Request("claude-haiku-4-5", [], stream_usage=True)
+    translator = TranslatedEvents.between(ANTHROPIC, CHAT, request)
     out = b"".join(b for event in events(start) for b in translator.feed(event))
     tail = b"".join(translator.finish())
     assert b'"id":"chatcmpl-1"' in out and b'"role":"assistant"' in out
     assert tail.endswith(b"data: [DONE]\n\n") and b'"prompt_tokens":3' in tail
+
+
+def test_a_reasoning_effort_becomes_a_thinking_budget_that_reads_back_as_the_same_effort():
+    for effort in ("low", "medium", "high"):
+        body = to_anthropic({"model": "m", "messages": HI, "reasoning_effort": effort})
+        assert body["thinking"]["type"] == "enabled"
+        assert body["max_tokens"] > body["thinking"]["budget_tokens"] >= 1024
+        assert to_openai(body)["reasoning_effort"] == effort
+
+
+def test_a_thinking_budget_stays_inside_the_callers_output_limit():
+    body = to_anthropic(
+        {"model": "m", "messages": HI, "reasoning_effort": "high", "max_completion_tokens": 5000}
+    )
+    assert body["max_tokens"] == 5000 and body["thinking"]["budget_tokens"] == 4999
+    small = to_anthropic(
+        {"model": "m", "messages": HI, "reasoning_effort": "high", "max_completion_tokens": 500}
+    )
+    assert "thinking" not in small  # below Anthropic's minimum budget: no room to think
+
+
+def test_effort_none_turns_thinking_off():
+    body = to_anthropic({"model": "m", "messages": HI, "reasoning_effort": "none"})
+    assert body["thinking"] == {"type": "disabled"}
+
+
+def test_with_the_drop_policy_unportable_fields_are_dropped_and_listed():
+    unportable = internal.Unportable(drop=True, target="the model")
+    body = {"model": "m", "messages": HI, "seed": 7, "logprobs": True, "temperature": 1.5}
+    request = CHAT.to_internal(body, unportable)
+    sent = ANTHROPIC.from_internal(request, unportable)
+    assert unportable.dropped == ["seed", "logprobs", "temperature"]
+    assert "temperature" not in sent and "seed" not in sent
+
+
+def test_a_field_refused_by_the_provider_side_is_named_as_the_caller_spells_it():
+    stops = ["a", "b", "c", "d", "e"]
+    unportable = internal.Unportable(drop=True)
+    body = {"model": "m", "max_tokens": 5, "messages": HI, "stop_sequences": stops}
+    CHAT.from_internal(ANTHROPIC.to_internal(body, unportable), unportable)
+    assert unportable.dropped == ["stop_sequences"]

@@ -28,7 +28,10 @@ import orjson
 from django.http import HttpRequest
 
 from analytics.usage import Usage
-from gateway.shapes.base import ErrorInfo, Shape, read_body, token_count
+from gateway.shapes import internal
+from gateway.shapes.base import ErrorInfo, Shape, read_body
+from gateway.shapes.openai_chat import answers, requests
+from gateway.shapes.openai_chat.answers import read_usage
 from gateway.sse import SSEEvent, load_json
 
 if TYPE_CHECKING:
@@ -97,7 +100,7 @@ class OpenAIChat:
 
     def usage_from_body(self, body: Mapping[str, Any]) -> Usage:
         usage = body.get("usage")
-        return _usage(usage) if isinstance(usage, Mapping) else Usage()
+        return read_usage(usage) if isinstance(usage, Mapping) else Usage()
 
     def usage_from_event(self, event: SSEEvent, so_far: Usage) -> Usage:
         # With include_usage every chunk carries `"usage": null`: decode only the
@@ -108,7 +111,7 @@ class OpenAIChat:
         usage = payload.get("usage") if isinstance(payload, dict) else None
         # The usage chunk reports the whole call, so it replaces rather than adds;
         # servers that send running usage on every chunk are cumulative too.
-        return _usage(usage) if isinstance(usage, dict) else so_far
+        return read_usage(usage) if isinstance(usage, dict) else so_far
 
     def text_from_event(self, event: SSEEvent) -> str:
         if '"delta"' not in event.data:
@@ -123,6 +126,33 @@ class OpenAIChat:
             if isinstance(delta, dict):
                 parts.extend(_delta_text(delta))
         return "".join(parts)
+
+    # ---- Translating: the internal form (requests.py, answers.py) ----
+
+    def to_internal(
+        self, body: dict[str, Any], unportable: internal.Unportable
+    ) -> internal.Request:
+        return requests.to_internal(body, unportable)
+
+    def from_internal(
+        self, request: internal.Request, unportable: internal.Unportable
+    ) -> dict[str, Any]:
+        return requests.from_internal(request, unportable)
+
+    def response_to_internal(self, body: dict[str, Any]) -> internal.Response:
+        return answers.response_to_internal(body)
+
+    def response_from_internal(
+        self, response: internal.Response, request: internal.Request
+    ) -> dict[str, Any]:
+        return answers.response_from_internal(response, request)
+
+    def stream_reader(self) -> answers.StreamReader:
+        return answers.StreamReader()
+
+    def stream_writer(self, request: internal.Request) -> answers.StreamWriter:
+        return answers.StreamWriter(request, self.stream_error)
+
 
 def ensure_stream_usage(body: dict[str, Any]) -> bool:
     """Ask a streaming request body for usage (in place); return whether the
@@ -150,22 +180,6 @@ def is_usage_only_chunk(event: SSEEvent) -> bool:
         isinstance(payload, dict)
         and isinstance(payload.get("usage"), dict)
         and not payload.get("choices")
-    )
-
-
-def _usage(usage: Mapping[str, Any]) -> Usage:
-    prompt_details = usage.get("prompt_tokens_details")
-    if not isinstance(prompt_details, Mapping):
-        prompt_details = {}
-    completion_details = usage.get("completion_tokens_details")
-    if not isinstance(completion_details, Mapping):
-        completion_details = {}
-    return Usage(
-        input_tokens=token_count(usage.get("prompt_tokens")),
-        output_tokens=token_count(usage.get("completion_tokens")),
-        cache_read_tokens=token_count(prompt_details.get("cached_tokens")),
-        cache_write_tokens=token_count(prompt_details.get("cache_write_tokens")),
-        reasoning_tokens=token_count(completion_details.get("reasoning_tokens")),
     )
 
 

@@ -29,7 +29,10 @@ from django.http import HttpRequest
 
 from analytics.usage import Usage
 from gateway.errors import bad_request
-from gateway.shapes.base import ErrorInfo, Shape, read_body, token_count
+from gateway.shapes import internal
+from gateway.shapes.anthropic import answers, requests
+from gateway.shapes.anthropic.usage import read_usage
+from gateway.shapes.base import ErrorInfo, Shape, read_body
 from gateway.sse import SSEEvent, load_json
 
 if TYPE_CHECKING:
@@ -106,7 +109,7 @@ class AnthropicMessages:
 
     def usage_from_body(self, body: Mapping[str, Any]) -> Usage:
         usage = body.get("usage")
-        return _read(usage, Usage()) if isinstance(usage, Mapping) else Usage()
+        return read_usage(usage, Usage()) if isinstance(usage, Mapping) else Usage()
 
     def usage_from_event(self, event: SSEEvent, so_far: Usage) -> Usage:
         if event.event is not None and event.event not in _USAGE_EVENTS:
@@ -124,10 +127,10 @@ class AnthropicMessages:
                 return so_far
             # Its output_tokens is a placeholder (1); the real count comes cumulatively in
             # message_delta. Left at 0, a stream that ends before one is estimated from its text.
-            return replace(_read(usage, Usage()), output_tokens=0)
+            return replace(read_usage(usage, Usage()), output_tokens=0)
         if kind == "message_delta":
             usage = payload.get("usage")
-            return _read(usage, so_far) if isinstance(usage, dict) else so_far
+            return read_usage(usage, so_far) if isinstance(usage, dict) else so_far
         return so_far
 
     def text_from_event(self, event: SSEEvent) -> str:
@@ -140,48 +143,28 @@ class AnthropicMessages:
         text = delta.get(_TEXT_FIELDS.get(kind, ""))
         return text if isinstance(text, str) else ""
 
+    # ---- Translating: the internal form (requests.py, answers.py) ----
 
-def _read(usage: Mapping[str, Any], so_far: Usage) -> Usage:
-    """`so_far` updated with the counts in `usage`. message_delta counts are
-    cumulative, so they replace earlier ones; a field left out (or null) keeps
-    its earlier value."""
-    # Usage stores total input, so recover the uncached part to re-add new cache counts.
-    uncached = so_far.input_tokens - so_far.cache_read_tokens - so_far.cache_write_tokens
-    uncached = _given(usage, "input_tokens", max(uncached, 0))
-    cache_read = _given(usage, "cache_read_input_tokens", so_far.cache_read_tokens)
-    cache_write, write_1h = _cache_writes(
-        usage, default_total=so_far.cache_write_tokens, default_1h=so_far.cache_write_1h_tokens
-    )
-    return Usage(
-        input_tokens=uncached + cache_read + cache_write,
-        output_tokens=_given(usage, "output_tokens", so_far.output_tokens),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        cache_write_1h_tokens=write_1h,
-        reasoning_tokens=_thinking(usage, default=so_far.reasoning_tokens),
-        estimated=so_far.estimated,
-    )
+    def to_internal(
+        self, body: dict[str, Any], unportable: internal.Unportable
+    ) -> internal.Request:
+        return requests.to_internal(body, unportable)
 
+    def from_internal(
+        self, request: internal.Request, unportable: internal.Unportable
+    ) -> dict[str, Any]:
+        return requests.from_internal(request, unportable)
 
-def _cache_writes(
-    usage: Mapping[str, Any], *, default_total: int, default_1h: int
-) -> tuple[int, int]:
-    """(all cache writes, the 1-hour subset)."""
-    total = _given(usage, "cache_creation_input_tokens", default_total)
-    write_1h = default_1h
-    by_ttl = usage.get("cache_creation")
-    if isinstance(by_ttl, Mapping):
-        write_1h = token_count(by_ttl.get("ephemeral_1h_input_tokens"))
-        if usage.get("cache_creation_input_tokens") is None:
-            total = write_1h + token_count(by_ttl.get("ephemeral_5m_input_tokens"))
-    return total, min(write_1h, total)
+    def response_to_internal(self, body: dict[str, Any]) -> internal.Response:
+        return answers.response_to_internal(body)
 
+    def response_from_internal(
+        self, response: internal.Response, request: internal.Request
+    ) -> dict[str, Any]:
+        return answers.response_from_internal(response, request)
 
-def _thinking(usage: Mapping[str, Any], *, default: int) -> int:
-    details = usage.get("output_tokens_details")
-    return _given(details, "thinking_tokens", default) if isinstance(details, Mapping) else default
+    def stream_reader(self) -> answers.StreamReader:
+        return answers.StreamReader()
 
-
-def _given(usage: Mapping[str, Any], key: str, default: int) -> int:
-    value = usage.get(key)
-    return default if value is None else token_count(value)
+    def stream_writer(self, request: internal.Request) -> answers.StreamWriter:
+        return answers.StreamWriter(request, self.stream_error)
