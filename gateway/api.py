@@ -7,7 +7,7 @@ from ninja import NinjaAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics import versioning
-from gateway import auth, counting, metrics, routing, shapes
+from gateway import auth, counting, metrics, routing, shapes, stored_responses
 from gateway.errors import GatewayError
 from gateway.proxy import forward
 from gateway.shapes import SHAPES, Shape
@@ -46,6 +46,26 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
 @api.post("/v1/chat/completions")
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     return await forward(request, Shape.OPENAI)
+
+
+@api.post("/v1/responses")
+async def responses(request: HttpRequest) -> HttpResponse:
+    return await forward(request, Shape.RESPONSES)
+
+
+@api.api_operation(["GET", "DELETE"], "/v1/responses/{response_id}")
+async def stored_response(request: HttpRequest, response_id: str) -> HttpResponse:
+    return await stored_responses.relay(request, response_id)
+
+
+@api.get("/v1/responses/{response_id}/input_items")
+async def stored_input_items(request: HttpRequest, response_id: str) -> HttpResponse:
+    return await stored_responses.relay(request, response_id)
+
+
+@api.post("/v1/responses/{response_id}/cancel")
+async def cancel_response(request: HttpRequest, response_id: str) -> HttpResponse:
+    return await stored_responses.relay(request, response_id)
 
 
 @api.get("/v1/models")

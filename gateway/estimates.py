@@ -22,7 +22,8 @@ from analytics.usage import Usage
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
-SKIPPED_KEYS = frozenset({"data", "signature"})  # base64 media, redacted thinking
+# base64 media, thinking signatures, redacted thinking and OpenAI's encrypted reasoning
+SKIPPED_KEYS = frozenset({"data", "signature", "encrypted_content"})
 
 
 def with_input(usage: Usage, sent_body: dict[str, Any] | None) -> Usage:
@@ -48,6 +49,6 @@ def input_tokens(body: dict[str, Any]) -> int:
             pending.extend(v for k, v in value.items() if k not in SKIPPED_KEYS)
         elif isinstance(value, list):
             pending.extend(value)
-    messages = body.get("messages")
+    messages = body.get("messages", body.get("input"))  # Responses API items are turns too
     count = len(messages) if isinstance(messages, list) else 0
     return -(-chars // CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * count + REPLY_PRIMING

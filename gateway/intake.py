@@ -21,7 +21,11 @@ from django.core.exceptions import RequestAborted
 # The providers' own request limits, which the gateway applies unless METIS_MAX_BODY_BYTES
 # says otherwise: Anthropic's Messages API refuses bodies over 32 MB; OpenAI allows 50 MB
 # of images per request, which is about 67 MB of JSON once base64-encoded.
-PROVIDER_BODY_LIMITS = {"anthropic": 32 * 1024 * 1024, "openai": 64 * 1024 * 1024}
+PROVIDER_BODY_LIMITS = {
+    "anthropic": 32 * 1024 * 1024,
+    "openai": 64 * 1024 * 1024,
+    "responses": 64 * 1024 * 1024,
+}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 

@@ -153,7 +153,9 @@ def worst_case_cost(call: Call, body: dict[str, Any], body_bytes: int) -> Decima
     price = routing.price(call.route.upstream.price_provider, call.route.model)
     if price is None:
         return Decimal(0)
-    output = body.get("max_tokens") or body.get("max_completion_tokens")
+    output = (
+        body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
+    )
     if type(output) is not int or output < 1:
         output = settings.METIS_QUOTA_DEFAULT_MAX_TOKENS
     return pricing.cost_usd(price, Usage(input_tokens=body_bytes, output_tokens=output))

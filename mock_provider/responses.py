@@ -285,7 +285,7 @@ def _usage(prompt_tokens: int, cached: int, reply: Reply, reasoning: int) -> dic
     output = reply.output_tokens + reasoning
     return {
         "input_tokens": prompt_tokens,
-        "input_tokens_details": {"cached_tokens": cached},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": prompt_tokens + output,

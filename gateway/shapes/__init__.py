@@ -15,6 +15,7 @@ from gateway.errors import GatewayError
 from gateway.shapes.anthropic import AnthropicMessages
 from gateway.shapes.base import ErrorInfo, Shape, TranslatingShape, WireShape, read_body
 from gateway.shapes.openai_chat import OpenAIChat
+from gateway.shapes.openai_responses import OpenAIResponses
 
 __all__ = [
     "BODY_ENDPOINTS",
@@ -31,6 +32,7 @@ __all__ = [
 SHAPES: dict[Shape, TranslatingShape] = {
     Shape.ANTHROPIC: AnthropicMessages(),
     Shape.OPENAI: OpenAIChat(),
+    Shape.RESPONSES: OpenAIResponses(),
 }
 # The endpoints that take a body: the handler authenticates them from the headers before it
 # reads a byte of it (gateway/handler.py); every other request's body is never read.

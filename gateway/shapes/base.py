@@ -148,8 +148,19 @@ class TranslatingShape(WireShape, Translating, Protocol):
 
 
 def read_body(request: HttpRequest, shape: Shape) -> dict[str, Any]:
-    """The body as a JSON object, with the checks every shape shares; the provider
-    validates the rest."""
+    """The body as a JSON object, with the checks the message-list shapes (Anthropic,
+    Chat) share; the provider validates the rest."""
+    body = read_json(request, shape)
+    if not isinstance(body.get("messages"), list):
+        raise bad_request("messages is required and must be a list", param="messages")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
+        raise bad_request("max_tokens must be a positive integer", param="max_tokens")
+    return body
+
+
+def read_json(request: HttpRequest, shape: Shape) -> dict[str, Any]:
+    """The body as a JSON object under the shape's size limit, `stream` a boolean."""
     try:
         raw = request.body
     except RawPostDataException:  # pragma: no cover - body always read once here
@@ -166,11 +177,6 @@ def read_body(request: HttpRequest, shape: Shape) -> dict[str, Any]:
         raise bad_request("Request body must be a JSON object.")
     if "stream" in body and not isinstance(body["stream"], bool):
         raise bad_request("stream must be true or false", param="stream")
-    if not isinstance(body.get("messages"), list):
-        raise bad_request("messages is required and must be a list", param="messages")
-    max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
-        raise bad_request("max_tokens must be a positive integer", param="max_tokens")
     return body
 
 
