@@ -117,7 +117,8 @@ class OpenAIResponses:
         if '"delta"' not in event.data:
             return ""
         payload = load_json(event.data)
-        if not isinstance(payload, dict) or payload.get("type") not in TEXT_DELTAS:
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        if not isinstance(kind, str) or kind not in TEXT_DELTAS:
             return ""
         delta = payload.get("delta")
         return delta if isinstance(delta, str) else ""

@@ -28,6 +28,16 @@ from gateway.shapes.openai_responses import answers
 from gateway.sse import SSEEvent, load_json
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+# Deltas of a part the Reader numbered: message text (per content part), reasoning
+# summary and function arguments (per item, content index 0).
+DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.reasoning_summary_text.delta",
+        "response.function_call_arguments.delta",
+    }
+)
 
 
 # ---- the caller's stream -----------------------------------------------------------------
@@ -260,51 +270,32 @@ class Reader:
     def feed(self, event: SSEEvent) -> list[internal.StreamEvent]:
         payload = load_json(event.data)
         if not isinstance(payload, dict) or not isinstance(kind := payload.get("type"), str):
-            return []
-        output = payload.get("output_index", 0)
+            return []  # garbage from upstream must not break the relay
+        at = (_int(payload.get("output_index")), _int(payload.get("content_index")))
+        item, delta = _dict(payload.get("item")), payload.get("delta")
+        number = self.parts.get(at)
         if kind == "response.created":
-            response = payload.get("response") or {}
+            response = _dict(payload.get("response"))
             self.started = True
-            return [
-                internal.Start(
-                    str(response.get("id", "")).removeprefix("resp_"),
-                    str(response.get("model", "")),
-                    answers.usage_of(response.get("usage")),
-                )
-            ]
-        if kind == "response.output_item.added":
-            item = payload.get("item") or {}
-            if item.get("type") == "function_call":
-                call = internal.ToolCall(
-                    str(item.get("call_id", "")), str(item.get("name", "")), ""
-                )
-                return [internal.PartStart(self._number(output, 0), call)]
-            if item.get("type") == "reasoning":
-                return [internal.PartStart(self._number(output, 0), internal.Reasoning())]
-            return []
+            rid = str(response.get("id", "")).removeprefix("resp_")
+            usage = answers.usage_of(response.get("usage"))
+            return [internal.Start(rid, str(response.get("model", "")), usage)]
+        if kind == "response.output_item.added" and item.get("type") == "function_call":
+            call = internal.ToolCall(str(item.get("call_id", "")), str(item.get("name", "")), "")
+            return [internal.PartStart(self._number(at), call)]
+        if kind == "response.output_item.added" and item.get("type") == "reasoning":
+            return [internal.PartStart(self._number(at), internal.Reasoning())]
         if kind == "response.content_part.added":
-            number = self._number(output, payload.get("content_index", 0))
-            return [internal.PartStart(number, internal.Text(""))]
-        if kind in ("response.output_text.delta", "response.refusal.delta"):
-            number = self.parts.get((output, payload.get("content_index", 0)))
-            return [] if number is None else [internal.PartDelta(number, str(payload["delta"]))]
-        if kind in (
-            "response.reasoning_summary_text.delta",
-            "response.function_call_arguments.delta",
-        ):
-            number = self.parts.get((output, 0))
-            return [] if number is None else [internal.PartDelta(number, str(payload["delta"]))]
-        if kind == "response.content_part.done":
-            number = self.parts.get((output, payload.get("content_index", 0)))
+            return [internal.PartStart(self._number(at), internal.Text(""))]
+        if kind in DELTAS and number is not None and isinstance(delta, str):
+            return [internal.PartDelta(number, delta)]
+        if kind == "response.content_part.done" and number is not None:
+            return [internal.PartStop(number)]
+        items_with_parts = ("function_call", "reasoning")  # a message's parts stop on their own
+        if kind == "response.output_item.done" and item.get("type") in items_with_parts:
             return [] if number is None else [internal.PartStop(number)]
-        if kind == "response.output_item.done":
-            item = payload.get("item") or {}
-            number = self.parts.get((output, 0))
-            if item.get("type") in ("function_call", "reasoning") and number is not None:
-                return [internal.PartStop(number)]
-            return []
         if kind in TERMINAL:
-            return self._end(payload.get("response") or {})
+            return self._end(_dict(payload.get("response")))
         if kind == "error":
             return [internal.Error(str(payload.get("message", "The provider failed.")))]
         return []
@@ -314,17 +305,25 @@ class Reader:
             return []
         return [internal.Error("The provider's stream ended before the response completed.")]
 
-    def _number(self, output: int, content: int) -> int:
-        number = self.parts[(output, content)] = len(self.parts)
+    def _number(self, at: tuple[int, int]) -> int:
+        number = self.parts[at] = len(self.parts)
         return number
 
     def _end(self, response: dict[str, Any]) -> list[internal.StreamEvent]:
         self.finished = True
         if response.get("status") == "failed":
-            error = response.get("error") or {}
+            error = _dict(response.get("error"))
             return [
                 internal.Error(str(error.get("message", "The response failed."))),
                 internal.Done(),
             ]
         answer = answers.to_internal(response)
         return [internal.Finish(answer.stop, answer.usage), internal.Done()]
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
