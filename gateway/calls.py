@@ -178,6 +178,7 @@ def described(call: Call) -> dict:
         "key_owner": key.user,
         "stream": call.stream,
         "decided_by": route.decided_by,
+        "dropped_params": call.dropped_params,
     }
 
 
@@ -243,6 +244,9 @@ def events_from(
         "error_class": error_class,
         "retries": retries,
         "upstream_request_id": upstream_request_id,
+        # Fields a cross-shape call dropped by the key's policy (journals older than the
+        # field have none).
+        "dropped_params": call.get("dropped_params", []),
     }
     decided = {**common, "decided_by": call["decided_by"]}
     turn = {

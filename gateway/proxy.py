@@ -34,6 +34,7 @@ from gateway.sse import SSEEvent, SSEParser
 
 logger = logging.getLogger(__name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+DROPPED_HEADER = "x-metis-dropped-params"  # fields a cross-shape call dropped, by key policy
 
 
 async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
@@ -135,6 +136,8 @@ async def respond(
         http._has_been_logged = True
     http["x-metis-request-id"] = call.request_id
     http["x-metis-overhead-ms"] = f"{call.overhead_ms:.3f}"
+    if call.dropped_params:
+        http[DROPPED_HEADER] = ",".join(call.dropped_params)
     if call.cost_usd is not None:
         http["x-metis-cost-usd"] = format(call.cost_usd, "f")
     return http
@@ -144,11 +147,10 @@ def streaming_response(
     response: aiohttp.ClientResponse, call: Call, events: EventRelay
 ) -> StreamingHttpResponse:
     calls.progress(call, None, 0)  # the status line goes out before the first byte: journal it
-    return StreamingHttpResponse(
-        relay(response, call, events),
-        status=200,
-        headers={**upstream.relayed_headers(response), **SSE_HEADERS},
-    )
+    headers = {**upstream.relayed_headers(response), **SSE_HEADERS}
+    if call.dropped_params:
+        headers[DROPPED_HEADER] = ",".join(call.dropped_params)
+    return StreamingHttpResponse(relay(response, call, events), status=200, headers=headers)
 
 
 async def relay(

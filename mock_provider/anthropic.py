@@ -7,6 +7,10 @@ Quirks reproduced on purpose, because the gateway must handle them:
 - SSE events have `event:` lines. Errors are `{"type": "error", "error": {...}, "request_id"}`
   with a `request-id` header; 429s add `retry-after` and `retry-after-ms`.
 - Either `x-api-key` or `Authorization: Bearer` (OAuth, as Claude Code sends it) is accepted.
+- Structured outputs (`output_config.format`, or the beta's `output_format`) answer with text
+  that is JSON matching the schema; Claude 3 models refuse them. Thinking is checked as the
+  API checks it: a `budget_tokens` of at least 1024 and below `max_tokens`, and no tool
+  choice that forces a tool.
 """
 
 from __future__ import annotations
@@ -143,6 +147,7 @@ def prompt_from(body: dict[str, Any]) -> Prompt:
         tools = []
     stops = body.get("stop_sequences")
     stops = stops if isinstance(stops, list) else []
+    answer = _output_format(body).get("schema")
     return Prompt(
         model=body["model"],
         last_user_text=_text_of(blocks),
@@ -152,7 +157,35 @@ def prompt_from(body: dict[str, Any]) -> Prompt:
         max_tokens=max_tokens if isinstance(max_tokens := body.get("max_tokens"), int) else None,
         stop_sequences=[s for s in stops if isinstance(s, str)],
         thinking=_mapping(body.get("thinking")).get("type") in ("enabled", "adaptive"),
+        answer_schema=answer if isinstance(answer, dict) else None,
     )
+
+
+def _output_format(body: dict[str, Any]) -> dict[str, Any]:
+    return _mapping(_mapping(body.get("output_config")).get("format") or body.get("output_format"))
+
+
+def _unanswerable(body: dict[str, Any]) -> str | None:
+    """What the real API refuses in structured outputs and thinking, as it words it."""
+    structured = _output_format(body)
+    if structured:
+        if structured.get("type") != "json_schema" or not isinstance(
+            structured.get("schema"), dict
+        ):
+            return "output_config.format: a json_schema with a schema object is required"
+        if body["model"].startswith(("claude-3", "claude-2")):
+            return f"'{body['model']}' does not support structured outputs (output_config.format)"
+    thinking = _mapping(body.get("thinking"))
+    if thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if isinstance(body.get("max_tokens"), int) and budget >= body["max_tokens"]:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    forced = _mapping(body.get("tool_choice")).get("type") in ("any", "tool")
+    if forced and thinking.get("type") in ("enabled", "adaptive"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    return None
 
 
 def _input_usage(body: dict[str, Any], cache: PromptCache | None) -> InputUsage:
@@ -297,6 +330,8 @@ def _invalid(ex: Exchange, *, needs_max_tokens: bool) -> web.Response | None:
     max_tokens = body.get("max_tokens")
     if needs_max_tokens and (not isinstance(max_tokens, int) or max_tokens < 1):
         return error(400, "max_tokens: Field required (an integer >= 1)")
+    if needs_max_tokens and (problem := _unanswerable(body)):
+        return error(400, problem)
     return None
 
 

@@ -11,6 +11,9 @@ Quirks reproduced on purpose, because the gateway must handle them:
   `stream_options.include_usage` is true: then every chunk has `"usage": null` and one extra
   chunk with `choices: []` carries it.
 - An Anthropic-style 529 is answered as OpenAI does when overloaded: 503 with a server_error.
+- `response_format` json_schema / json_object answers with content that is JSON matching the
+  schema (any object for json_object). `reasoning_effort` is refused by models that do not
+  reason (gpt-4*), as OpenAI refuses it; reasoning models spend more tokens at higher effort.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ FINISH_REASONS = {"end": "stop", "stop_sequence": "stop", "max_tokens": "length"
 MODELS = ["gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4o-mini", "o4-mini"]
 FINGERPRINT = "fp_m0ck0001"
 CREATED = 1735689600  # model listing timestamps: fixed, like the real ones
-REASONING_TOKENS = 16
+REASONING_TOKENS = 16  # at the default effort, medium
+EFFORT_TOKENS = {"none": 0, "minimal": 4, "low": 8, "medium": 16, "high": 32, "xhigh": 48}
 CACHE_MIN_TOKENS, CACHE_STEP = 1024, 128
 
 
@@ -113,6 +117,8 @@ def prompt_from(body: dict[str, Any]) -> tuple[Prompt, int]:
     limit = limit if isinstance(limit, int) else None
     model = body["model"]
     reasoning = REASONING_TOKENS if model.startswith(("o", "gpt-5")) else 0
+    if reasoning and isinstance(effort := body.get("reasoning_effort"), str):
+        reasoning = EFFORT_TOKENS.get(effort, REASONING_TOKENS)
     if limit is not None:
         reasoning = min(reasoning, limit)
     prompt = Prompt(
@@ -123,8 +129,21 @@ def prompt_from(body: dict[str, Any]) -> tuple[Prompt, int]:
         forced_tool=forced,
         max_tokens=None if limit is None else limit - reasoning,
         stop_sequences=[s for s in stops if isinstance(s, str)],
+        answer_schema=_answer_schema(body.get("response_format")),
     )
     return prompt, reasoning
+
+
+def _answer_schema(response_format: Any) -> dict[str, Any] | None:
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_object":
+        return {}
+    spec = response_format.get("json_schema")
+    if response_format.get("type") == "json_schema" and isinstance(spec, dict):
+        schema = spec.get("schema")
+        return schema if isinstance(schema, dict) else {}
+    return None
 
 
 def _cached_tokens(body: dict[str, Any], prompt_tokens: int, cache: PromptCache) -> int:
@@ -236,6 +255,18 @@ def _invalid(ex: Exchange) -> web.Response | None:
         return error(400, "'messages' must be a non-empty array")
     if not isinstance(body.get("tools", []), list):
         return error(400, "'tools' must be an array")
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in EFFORT_TOKENS:
+        return error(400, f"Invalid value for 'reasoning_effort': {effort!r}.")
+    if effort is not None and not body["model"].startswith(("o", "gpt-5")):
+        return error(
+            400, "Unsupported parameter: 'reasoning_effort' is not supported with this model."
+        )
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            return error(400, "Missing required parameter: 'response_format.json_schema.name'.")
     return None
 
 

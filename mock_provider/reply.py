@@ -31,6 +31,8 @@ class Prompt:
     max_tokens: int | None = None
     stop_sequences: list[str] = field(default_factory=list)
     thinking: bool = False
+    # Structured output: the JSON schema the answer must match ({}: any JSON object).
+    answer_schema: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -77,6 +79,8 @@ def compose(prompt: Prompt) -> Reply:
         text = f"Tool said: {prompt.tool_result[:TOOL_RESULT_ECHO]}"
     else:
         text = f"Hello from mock {prompt.model}. You said: {said[:40]}"
+    if prompt.answer_schema is not None:
+        return _structured(prompt.answer_schema, text, thinking, budget)
     stop, stop_sequence = "end", None
     hits = [(text.find(s), s) for s in prompt.stop_sequences if s and s in text]
     if hits:
@@ -86,6 +90,21 @@ def compose(prompt: Prompt) -> Reply:
     if budget is not None and len(pieces) > budget:
         pieces, stop, stop_sequence = pieces[: max(budget, 0)], "max_tokens", None
     return Reply(thinking, pieces, None, stop, stop_sequence)
+
+
+def _structured(
+    schema: dict[str, Any], text: str, thinking: list[str], budget: int | None
+) -> Reply:
+    """JSON matching `schema` (the plain answer under "reply" when any object will do),
+    streamed in pieces as tool arguments are."""
+    value = _arguments_for(schema) if schema else {"reply": text}
+    if not isinstance(value, dict) and schema.get("type") in (None, "object"):
+        value = {}
+    encoded = orjson.dumps(value).decode()
+    pieces = [encoded[i : i + ARGS_PIECE] for i in range(0, len(encoded), ARGS_PIECE)]
+    if budget is not None and len(pieces) > budget:
+        return Reply(thinking, pieces[: max(budget, 0)], None, "max_tokens")
+    return Reply(thinking, pieces, None, "end")
 
 
 def _tool_call(prompt: Prompt) -> ToolCall | None:

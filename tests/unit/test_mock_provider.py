@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -44,7 +45,7 @@ def gpt(mock: MockProviderThread) -> openai.OpenAI:
 def test_anthropic_stream_and_message_agree_on_text_and_usage(claude: anthropic.Anthropic) -> None:
     request: Any = {
         "model": CLAUDE,
-        "max_tokens": 200,
+        "max_tokens": 2048,  # above the thinking budget, as the API requires
         "messages": user("Tell me about streaming responses"),
         "thinking": {"type": "enabled", "budget_tokens": 1024},
     }
@@ -291,3 +292,65 @@ def test_fixed_and_gzip_replies_for_benchmarks(mock: MockProviderThread) -> None
 
     assert response.headers["content-encoding"] == "gzip"
     assert response.json()["choices"][0]["message"]["content"] == "Hello from the mock provider."
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+
+
+def test_anthropic_structured_output_is_json_text_matching_the_schema(
+    claude: anthropic.Anthropic,
+) -> None:
+    request: Any = {"model": CLAUDE, "max_tokens": 100, "messages": user("Plan a trip")}
+    config = {"format": {"type": "json_schema", "schema": SCHEMA}}
+    message = claude.messages.create(**request, extra_body={"output_config": config})
+    with claude.messages.stream(**request, extra_body={"output_config": config}) as stream:
+        streamed = stream.get_final_message()
+    assert json.loads(message.content[0].text) == {"city": "mock", "days": 1}  # type: ignore[union-attr]
+    assert streamed.content[0].text == message.content[0].text  # type: ignore[union-attr]
+    assert streamed.usage.output_tokens == message.usage.output_tokens
+
+
+def test_anthropic_refuses_what_the_api_refuses_in_thinking_and_structured_output(
+    claude: anthropic.Anthropic,
+) -> None:
+    hi: Any = {"max_tokens": 100, "messages": user("hi")}
+    for extra in (
+        {"model": CLAUDE, "thinking": {"type": "enabled", "budget_tokens": 1024}},
+        {"model": CLAUDE, "thinking": {"type": "enabled", "budget_tokens": 10}},
+        {
+            "model": "claude-3-5-haiku-latest",
+            "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
+        },
+    ):
+        with pytest.raises(anthropic.BadRequestError):
+            claude.messages.create(**hi, model=extra.pop("model"), extra_body=extra)
+
+
+def test_openai_response_format_answers_json(gpt: openai.OpenAI) -> None:
+    fmt: Any = {"type": "json_schema", "json_schema": {"name": "trip", "schema": SCHEMA}}
+    completion = gpt.chat.completions.create(
+        model="gpt-4.1", messages=user("Plan a trip"), response_format=fmt
+    )
+    assert json.loads(completion.choices[0].message.content or "") == {"city": "mock", "days": 1}
+    any_object = gpt.chat.completions.create(
+        model="gpt-4.1", messages=user("hi"), response_format={"type": "json_object"}
+    )
+    assert json.loads(any_object.choices[0].message.content or "")["reply"].startswith("Hello")
+
+
+def test_openai_reasoning_effort_is_refused_by_models_that_do_not_reason(
+    gpt: openai.OpenAI,
+) -> None:
+    with pytest.raises(openai.BadRequestError):
+        gpt.chat.completions.create(model="gpt-4.1", messages=user("hi"), reasoning_effort="low")
+    low = gpt.chat.completions.create(model="gpt-5", messages=user("hi"), reasoning_effort="low")
+    high = gpt.chat.completions.create(model="gpt-5", messages=user("hi"), reasoning_effort="high")
+    assert low.usage and high.usage
+    assert low.usage.completion_tokens_details.reasoning_tokens < (  # type: ignore[union-attr]
+        high.usage.completion_tokens_details.reasoning_tokens  # type: ignore[union-attr]
+    )

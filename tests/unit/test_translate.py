@@ -176,7 +176,8 @@ HI = [{"role": "user", "content": "hi"}]
         ({"seed": 7}, "seed"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"logit_bias": {"50256": -100}}, "logit_bias"),
         ({"temperature": 1.5}, "temperature"),
         ({"some_new_field": 1}, "some_new_field"),
     ],
@@ -198,7 +199,8 @@ def test_an_audio_part_and_a_late_system_message_are_refused_by_position():
     [
         ({"top_k": 5}, "top_k"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
-        ({"thinking": {"type": "adaptive"}}, "thinking"),
+        ({"thinking": {"type": "sometimes"}}, "thinking"),
+        ({"output_config": {"task_budget": 5}}, "output_config.task_budget"),
         ({"stop_sequences": ["a", "b", "c", "d", "e"]}, "stop_sequences"),
         ({"container": "c_1"}, "container"),
     ],
@@ -275,20 +277,19 @@ def test_an_anthropic_stream_cut_short_still_ends_with_done():
 
 def test_a_reasoning_effort_becomes_a_thinking_budget_that_reads_back_as_the_same_effort():
     for effort in ("low", "medium", "high"):
-        body = to_anthropic({"model": "m", "messages": HI, "reasoning_effort": effort})
+        body = to_anthropic(
+            {"model": "claude-sonnet-4-5", "messages": HI, "reasoning_effort": effort}
+        )
         assert body["thinking"]["type"] == "enabled"
         assert body["max_tokens"] > body["thinking"]["budget_tokens"] >= 1024
         assert to_openai(body)["reasoning_effort"] == effort
 
 
 def test_a_thinking_budget_stays_inside_the_callers_output_limit():
-    body = to_anthropic(
-        {"model": "m", "messages": HI, "reasoning_effort": "high", "max_completion_tokens": 5000}
-    )
+    asked = {"model": "claude-haiku-4-5", "messages": HI, "reasoning_effort": "high"}
+    body = to_anthropic({**asked, "max_completion_tokens": 5000})
     assert body["max_tokens"] == 5000 and body["thinking"]["budget_tokens"] == 4999
-    small = to_anthropic(
-        {"model": "m", "messages": HI, "reasoning_effort": "high", "max_completion_tokens": 500}
-    )
+    small = to_anthropic({**asked, "max_completion_tokens": 500})
     assert "thinking" not in small  # below Anthropic's minimum budget: no room to think
 
 
@@ -312,3 +313,69 @@ def test_a_field_refused_by_the_provider_side_is_named_as_the_caller_spells_it()
     body = {"model": "m", "max_tokens": 5, "messages": HI, "stop_sequences": stops}
     CHAT.from_internal(ANTHROPIC.to_internal(body, unportable), unportable)
     assert unportable.dropped == ["stop_sequences"]
+
+
+def test_models_that_think_adaptively_get_an_effort_instead_of_a_budget():
+    body = to_anthropic({"model": "claude-opus-4-6", "messages": HI, "reasoning_effort": "low"})
+    assert body["thinking"] == {"type": "adaptive"}
+    assert body["output_config"] == {"effort": "low"}
+    assert to_openai(body)["reasoning_effort"] == "low"
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+JSON_SCHEMA = {"type": "json_schema", "json_schema": {"name": "place", "schema": SCHEMA}}
+
+
+def test_a_json_schema_becomes_claudes_structured_output_and_back():
+    body = to_anthropic(
+        {"model": "claude-haiku-4-5", "messages": HI, "response_format": JSON_SCHEMA}
+    )
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
+    assert "tools" not in body
+    assert to_openai(body)["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": SCHEMA},
+    }
+
+
+def test_older_claude_models_and_json_mode_answer_through_a_forced_tool_read_back_as_text():
+    from gateway.shapes.anthropic.requests import STRUCTURED_TOOL
+
+    for model, fmt, schema in (
+        ("claude-3-5-haiku-latest", JSON_SCHEMA, SCHEMA),
+        ("claude-haiku-4-5", {"type": "json_object"}, {"type": "object"}),
+    ):
+        body = to_anthropic({"model": model, "messages": HI, "response_format": fmt})
+        (tool,) = body["tools"]
+        assert (tool["name"], tool["input_schema"]) == (STRUCTURED_TOOL, schema)
+        assert body["tool_choice"] == {"type": "tool", "name": STRUCTURED_TOOL}
+    answer = {
+        "id": "msg_1",
+        "model": "claude-3-5-haiku-latest",
+        "stop_reason": "tool_use",
+        "content": [
+            {"type": "tool_use", "id": "t", "name": STRUCTURED_TOOL, "input": {"city": "Paris"}}
+        ],
+        "usage": {"input_tokens": 5, "output_tokens": 3},
+    }
+    request = internal.Request("claude-3-5-haiku-latest", [])
+    completion = CHAT.response_from_internal(ANTHROPIC.response_to_internal(answer), request)
+    choice = completion["choices"][0]
+    assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
+    assert orjson.loads(choice["message"]["content"]) == {"city": "Paris"}
+
+
+def test_with_the_callers_own_tools_the_structured_tool_is_one_more_choice():
+    from gateway.shapes.anthropic.requests import STRUCTURED_TOOL
+
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    body = to_anthropic(
+        {"model": "claude-3-haiku", "messages": HI, "tools": [tool], "response_format": JSON_SCHEMA}
+    )
+    assert [t["name"] for t in body["tools"]] == ["f", STRUCTURED_TOOL]
+    assert body["tool_choice"] == {"type": "any"}

@@ -3,6 +3,9 @@
 Message: https://docs.anthropic.com/en/api/messages#response
 Streams: https://docs.anthropic.com/en/docs/build-with-claude/streaming
 Usage in Anthropic's terms: `input_tokens` EXCLUDES cache reads and writes.
+
+A call of `STRUCTURED_TOOL` (structured output asked through a forced tool, requests.py)
+is read as the text answer it stands for: its input, as JSON text.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import orjson
 
 from analytics.usage import Usage
 from gateway.shapes import internal
+from gateway.shapes.anthropic.requests import STRUCTURED_TOOL
 from gateway.shapes.anthropic.usage import read_usage
 from gateway.shapes.internal import (
     Done,
@@ -56,12 +60,16 @@ def response_to_internal(body: dict[str, Any]) -> Response:
     for block in body.get("content") or []:
         if (part := _part(block)) is not None:
             parts.append(part)
+    stop = stop_of(body.get("stop_reason"))
+    if any(_structured(p) for p in parts):
+        parts = [Text(p.arguments) if _structured(p) else p for p in parts]  # type: ignore[union-attr]
+        stop = "tool_use" if any(isinstance(p, ToolCall) for p in parts) else "end_turn"
     usage = body.get("usage")
     return Response(
         id=str(body.get("id", "")).removeprefix("msg_"),
         model=str(body.get("model", "")),
         parts=parts,
-        stop=stop_of(body.get("stop_reason")),
+        stop=stop,
         usage=read_usage(usage, Usage()) if isinstance(usage, dict) else Usage(),
     )
 
@@ -78,6 +86,10 @@ def _part(block: Any) -> Text | ToolCall | Reasoning | None:
     if kind == "redacted_thinking":
         return Reasoning(encrypted=str(block.get("data", "")))
     return None  # server tool blocks: Anthropic's own, nothing another shape can show
+
+
+def _structured(part: Any) -> bool:
+    return isinstance(part, ToolCall) and part.name == STRUCTURED_TOOL
 
 
 def response_from_internal(response: Response, request: internal.Request) -> dict[str, Any]:
@@ -115,6 +127,7 @@ class StreamReader:
         self.stop: internal.StopReason = "end_turn"
         self.open: set[int] = set()
         self.started = self.done = False
+        self.tool_calls = self.structured = False  # to read the stop reason right
 
     def feed(self, event: SSEEvent) -> list[internal.StreamEvent]:
         payload = load_json(event.data)
@@ -134,10 +147,12 @@ class StreamReader:
             part = _part(payload.get("content_block"))
             if part is None:
                 return []
-            if isinstance(part, (Text, Reasoning)):
+            if _structured(part):
+                part, self.structured = Text(""), True  # its input deltas are the answer
+            elif isinstance(part, (Text, Reasoning)):
                 part.text = ""  # deltas carry it
             else:
-                part.arguments = ""
+                part.arguments, self.tool_calls = "", True
             self.open.add(index)
             return [PartStart(index, part)]
         if kind == "content_block_delta" and index in self.open:
@@ -149,6 +164,8 @@ class StreamReader:
             delta = payload.get("delta") if isinstance(payload.get("delta"), dict) else {}
             if delta.get("stop_reason"):
                 self.stop = stop_of(delta["stop_reason"])
+            if self.stop == "tool_use" and self.structured and not self.tool_calls:
+                self.stop = "end_turn"
             if isinstance(usage := payload.get("usage"), dict):
                 self.usage = read_usage(usage, self.usage)
             return []

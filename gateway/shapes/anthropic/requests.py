@@ -4,6 +4,11 @@ https://docs.anthropic.com/en/api/messages. Dropped on purpose, since they chang
 cost or bookkeeping, not what the model is asked: `cache_control` (other providers
 cache prefixes by themselves), `service_tier`, and reasoning handed back in earlier
 assistant turns by another provider (only Anthropic reads its own thinking back).
+
+Structured output for a model without `output_config.format` (gateway/shapes/anthropic/
+models.py), and any `json_object` request (Claude has no JSON mode), is asked for with
+a forced call of one more tool, `STRUCTURED_TOOL`, whose input schema is the wanted one;
+answers.py turns that call back into the text answer the caller expects.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import orjson
 
 from gateway.errors import bad_request
 from gateway.shapes import internal
+from gateway.shapes.anthropic.models import takes_structured_outputs, thinks_adaptively
 from gateway.shapes.internal import (
     Image,
     Message,
+    OutputFormat,
     Reasoning,
     Request,
     Text,
@@ -42,6 +49,7 @@ DEFAULT_MAX_TOKENS = 4096
 PASSED = frozenset(
     {"model", "messages", "system", "max_tokens", "stop_sequences", "stream", "temperature"}
     | {"top_p", "metadata", "tools", "tool_choice", "thinking", "service_tier"}
+    | {"output_config", "output_format"}
 )
 # Internal fields Anthropic spells otherwise, for refusals in the caller's words.
 NAMES = {
@@ -49,12 +57,19 @@ NAMES = {
     "max_output_tokens": "max_tokens",
     "reasoning": "thinking",
     "user": "metadata.user_id",
+    "output_format": "output_config.format",
+    "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
 }
 CHOICE_MODES = {"auto": "auto", "any": "required", "none": "none", "tool": "tool"}
 TOP_TEMPERATURE = 1
 # An effort as a thinking budget, each inside the band Chat's EFFORT_FOR_BUDGET reads back.
 BUDGET_FOR_EFFORT = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
 MIN_BUDGET = 1024  # Anthropic's floor for budget_tokens
+# Anthropic's efforts as OpenAI's, and back ("max" has no OpenAI counterpart above high).
+EFFORT_FOR_LEVEL = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
+LEVEL_FOR_EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
+STRUCTURED_TOOL = "metis_structured_output"  # reserved: never a caller's tool name
+STRUCTURED_PROMPT = "Give your final answer by calling this tool: its input is the answer."
 
 
 # ---- Anthropic in ------------------------------------------------------------------------
@@ -90,9 +105,34 @@ def to_internal(body: dict[str, Any], unportable: Unportable) -> Request:
         request.tools = [_tool(t, f"tools[{i}]", unportable) for i, t in enumerate(tools)]
     if body.get("tool_choice") is not None:
         _tool_choice(request, body["tool_choice"], unportable)
+    if body.get("output_format") is not None:  # the structured-outputs beta's spelling
+        request.output_format = _format(body["output_format"], "output_format")
+    config = body.get("output_config")
+    if config is not None:
+        _output_config(request, as_dict(config, "output_config"), unportable)
     if body.get("thinking") is not None:
         _thinking(request, body["thinking"], unportable)
     return request
+
+
+def _output_config(request: Request, config: dict[str, Any], unportable: Unportable) -> None:
+    for name in config:
+        if name not in ("format", "effort") and config[name] is not None:
+            unportable.field(f"output_config.{name}")
+    if config.get("format") is not None:
+        request.output_format = _format(config["format"], "output_config.format")
+    if (effort := config.get("effort")) is not None:
+        if effort not in EFFORT_FOR_LEVEL:
+            raise bad_request("output_config.effort must be low, medium, high or max",
+                              param="output_config.effort")  # fmt: skip
+        request.reasoning_effort = EFFORT_FOR_LEVEL[effort]  # type: ignore[assignment]
+
+
+def _format(value: Any, where: str) -> OutputFormat:
+    value = as_dict(value, where)
+    if value.get("type") != "json_schema":
+        raise bad_request(f"{where}.type must be json_schema", param=f"{where}.type")
+    return OutputFormat("json_schema", schema=as_dict(value.get("schema"), f"{where}.schema"))
 
 
 def _system(system: Any) -> list[Text]:
@@ -198,6 +238,10 @@ def _thinking(request: Request, thinking: Any, unportable: Unportable) -> None:
     kind = thinking.get("type") if isinstance(thinking, dict) else None
     if kind == "disabled":
         request.reasoning_off = True
+        request.reasoning_effort = None
+        return
+    if kind == "adaptive":  # how much: output_config.effort, high by default
+        request.reasoning_effort = request.reasoning_effort or "high"
         return
     budget = thinking.get("budget_tokens") if kind == "enabled" else None
     if type(budget) is not int:
@@ -219,10 +263,13 @@ def from_internal(request: Request, unportable: Unportable) -> dict[str, Any]:
         out["system"] = _text_or_blocks(request.system)
     out["messages"] = [_message_out(m) for m in request.messages]
     out["max_tokens"] = request.max_output_tokens or DEFAULT_MAX_TOKENS
+    config: dict[str, Any] = {}
     if thinking := _thinking_out(request):
         out["thinking"] = thinking
         if request.max_output_tokens is None:  # room to think, and then to answer
             out["max_tokens"] = DEFAULT_MAX_TOKENS + thinking.get("budget_tokens", 0)
+        if thinking["type"] == "adaptive":
+            config["effort"] = LEVEL_FOR_EFFORT[request.reasoning_effort or "high"]
     if request.temperature is not None:
         if request.temperature > TOP_TEMPERATURE:
             unportable.field("temperature", what=f"a temperature above {TOP_TEMPERATURE}")
@@ -236,19 +283,55 @@ def from_internal(request: Request, unportable: Unportable) -> dict[str, Any]:
         out["stream"] = True
     if request.user is not None:
         out["metadata"] = {"user_id": request.user}
-    if request.tools:
-        out["tools"] = [_tool_out(t) for t in request.tools]
+    tools = [_tool_out(t) for t in request.tools]
     choice = _tool_choice_out(request.tool_choice, request.parallel_tool_calls)
+    structured = request.output_format
+    if structured and structured.kind == "json_schema" and takes_structured_outputs(request.model):
+        config["format"] = {"type": "json_schema", "schema": structured.schema}
+    elif structured:
+        schema = structured.schema or {"type": "object"}
+        tools.append({"name": STRUCTURED_TOOL, "description": STRUCTURED_PROMPT,
+                      "input_schema": schema})  # fmt: skip
+        choice = _structured_choice(choice, thinking=thinking is not None, own=bool(request.tools))
+    if tools:
+        out["tools"] = tools
     if choice is not None:
         out["tool_choice"] = choice
+    if config:
+        out["output_config"] = config
+    return out
+
+
+def _structured_choice(
+    choice: dict[str, Any] | None, *, thinking: bool, own: bool
+) -> dict[str, Any]:
+    """The caller's tool choice with the structured-output tool added: forced when the
+    caller's own tools are not to be used, any tool (the answer included) when they may
+    be. Thinking allows neither, so the model is then only asked, through the tool's
+    description."""
+    kind = (choice or {}).get("type", "auto")
+    if thinking:
+        out = {"type": "auto"}
+    elif kind == "none" or not own:
+        out = {"type": "tool", "name": STRUCTURED_TOOL}
+    elif kind == "auto":
+        out = {"type": "any"}
+    else:
+        return choice or {"type": "any"}
+    if choice and choice.get("disable_parallel_tool_use"):
+        out["disable_parallel_tool_use"] = True
     return out
 
 
 def _thinking_out(request: Request) -> dict[str, Any] | None:
-    """Thinking within the call's output limit, which covers it (as OpenAI's covers
-    reasoning); a limit too small for Anthropic's minimum budget gets none."""
+    """Adaptive thinking for the models that take it; else a budget within the call's
+    output limit, which covers it (as OpenAI's covers reasoning); a limit too small for
+    Anthropic's minimum budget gets none."""
     if request.reasoning_off:
         return {"type": "disabled"}
+    wants = request.reasoning_effort is not None or request.reasoning_budget is not None
+    if wants and thinks_adaptively(request.model):
+        return {"type": "adaptive"}
     budget = request.reasoning_budget
     if budget is None and request.reasoning_effort is not None:
         budget = BUDGET_FOR_EFFORT[request.reasoning_effort]

@@ -14,6 +14,7 @@ from gateway.errors import bad_request
 from gateway.shapes import internal
 from gateway.shapes.internal import (
     Message,
+    OutputFormat,
     Request,
     Text,
     Tool,
@@ -50,14 +51,17 @@ UNPORTABLE: dict[str, tuple[Any, ...]] = {
     "web_search_options": (),
     "functions": (),
     "function_call": (),
-    "response_format": ({"type": "text"},),
 }
 PASSED = frozenset(
     {"model", "messages", "stream", "stream_options", "temperature", "top_p", "stop", "user"}
     | {"max_tokens", "max_completion_tokens", "tools", "tool_choice", "parallel_tool_calls"}
-    | {"reasoning_effort", "store", "metadata", "service_tier"}
+    | {"reasoning_effort", "response_format", "store", "metadata", "service_tier"}
 )
-NAMES = {"max_output_tokens": "max_completion_tokens", "reasoning": "reasoning_effort"}
+NAMES = {
+    "max_output_tokens": "max_completion_tokens",
+    "reasoning": "reasoning_effort",
+    "output_format": "response_format",
+}
 EFFORTS = ("minimal", "low", "medium", "high")
 # An Anthropic thinking budget as an effort, by the lower bound of each band.
 EFFORT_FOR_BUDGET = ((16384, "high"), (4096, "medium"), (0, "low"))
@@ -104,7 +108,28 @@ def to_internal(body: dict[str, Any], unportable: Unportable) -> Request:
         request.parallel_tool_calls = False
     if (effort := body.get("reasoning_effort")) is not None:
         _effort(request, effort, unportable)
+    if body.get("response_format") is not None:
+        request.output_format = _output_format(as_dict(body["response_format"], "response_format"))
     return request
+
+
+def _output_format(value: dict[str, Any]) -> OutputFormat | None:
+    kind = value.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return OutputFormat("json_object")
+    if kind != "json_schema":
+        raise bad_request("response_format.type must be text, json_object or json_schema",
+                          param="response_format.type")  # fmt: skip
+    spec = as_dict(value.get("json_schema"), "response_format.json_schema")
+    schema = spec.get("schema")
+    return OutputFormat(
+        "json_schema",
+        schema=as_dict(schema, "response_format.json_schema.schema") if schema else {},
+        name=spec.get("name") if isinstance(spec.get("name"), str) else None,
+        strict=spec.get("strict") if isinstance(spec.get("strict"), bool) else None,
+    )
 
 
 def _messages(raw: list[Any], unportable: Unportable) -> tuple[list[Text], list[Message]]:
@@ -266,7 +291,18 @@ def from_internal(request: Request, unportable: Unportable) -> dict[str, Any]:
         out["parallel_tool_calls"] = False
     if effort := _effort_out(request):
         out["reasoning_effort"] = effort
+    if (structured := request.output_format) is not None:
+        out["response_format"] = _output_format_out(structured)
     return out
+
+
+def _output_format_out(structured: OutputFormat) -> dict[str, Any]:
+    if structured.kind == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": structured.name or "response", "schema": structured.schema}
+    if structured.strict is not None:
+        spec["strict"] = structured.strict
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _text_or_parts(texts: list[Text]) -> Any:
