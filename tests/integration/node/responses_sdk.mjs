@@ -74,6 +74,7 @@ const reasoned = await client.responses.create({
 out.reasoning = {
   items: reasoned.output.map((item) => item.type),
   reasoning_tokens: reasoned.usage.output_tokens_details?.reasoning_tokens ?? 0,
+  summary: reasoned.output.find((item) => item.type === "reasoning")?.summary?.map((s) => s.text).join("") ?? "",
   text: reasoned.output_text,
 };
 
