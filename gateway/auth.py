@@ -12,8 +12,10 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from gateway import passthrough
 from gateway.cache import LoadCache
 from gateway.errors import GatewayError
+from gateway.passthrough import ClientKey
 from identity import keys
 from identity.models import GatewayKey
 
@@ -33,8 +35,8 @@ class KeySnapshot:
     allowed_models: tuple[str, ...]
     expires_at: datetime | None
     revoked: bool
-    # Cross-shape calls: drop fields with no equivalent (listed on the call) instead of
-    # a 400 naming them. The workspace's default, or the key's own override.
+    # Cross-shape fields with no equivalent: drop them (True) or refuse with a 400 (False).
+    # The effective value: the key's own choice, else its workspace's.
     drop_unsupported_params: bool = False
 
 
@@ -44,7 +46,8 @@ class Caller:
 
     key: KeySnapshot
     user: str | None  # x-metis-user, else the key's owner
-    provider_key: str | None  # pass-through mode only; never stored or logged
+    # Pass-through mode only (empty otherwise); never stored or logged.
+    provider_keys: tuple[ClientKey, ...] = ()
 
 
 def _load(token_hash: str) -> KeySnapshot | None:
@@ -66,6 +69,7 @@ def _load(token_hash: str) -> KeySnapshot | None:
         allowed_models=tuple(row.allowed_models or ()),
         expires_at=row.expires_at,
         revoked=row.revoked_at is not None,
+        drop_unsupported_params=row.drops_unsupported_params,
     )
 
 
@@ -80,24 +84,25 @@ def forget_cached_keys() -> None:
     _keys.clear()
 
 
-def credentials(headers: dict[str, str] | object) -> tuple[str | None, str | None]:
-    """(gateway token, provider key) from the request headers.
+def credentials(headers: dict[str, str] | object) -> tuple[str | None, tuple[ClientKey, ...]]:
+    """(gateway token, provider keys) from the request headers.
 
     Normal mode: our token in `x-api-key` or `Authorization: Bearer`. Pass-through
-    mode: our token in `x-metis-token`, the provider's own key in those headers.
+    mode: our token in `x-metis-token`, the provider's own keys in those headers
+    (gateway/passthrough.py says whose each is).
     """
     bearer = headers.get("authorization") or ""  # type: ignore[attr-defined]
     if bearer[:7].lower() == "bearer ":
         bearer = bearer[7:].strip()
-    presented = headers.get("x-api-key") or bearer or None  # type: ignore[attr-defined]
+    x_api_key = headers.get("x-api-key")  # type: ignore[attr-defined]
     metis_token = headers.get(PASS_THROUGH_HEADER)  # type: ignore[attr-defined]
     if metis_token:
-        return metis_token.strip(), presented
-    return presented, None
+        return metis_token.strip(), passthrough.client_keys(x_api_key, bearer)
+    return x_api_key or bearer or None, ()
 
 
 async def authenticate(headers: dict[str, str] | object) -> Caller:
-    token, provider_key = credentials(headers)
+    token, provider_keys = credentials(headers)
     if not token:
         raise GatewayError(
             401,
@@ -112,4 +117,4 @@ async def authenticate(headers: dict[str, str] | object) -> Caller:
     if key.expires_at is not None and key.expires_at <= timezone.now():
         raise GatewayError(401, f"Gateway key {key.id} expired at {key.expires_at.isoformat()}.")
     label = (headers.get(USER_HEADER) or "").strip()[:200]  # type: ignore[attr-defined]
-    return Caller(key=key, user=label or key.user, provider_key=provider_key)
+    return Caller(key=key, user=label or key.user, provider_keys=provider_keys)

@@ -40,7 +40,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
         path=request.get_full_path(),
         body=encode(body) if changed else request.body,
         client_headers=request.headers,
-        api_key=caller.provider_key or route.upstream.api_key,
+        api_key=route.api_key,
         base_url=route.upstream.base_url,
     )
     content = b""

@@ -8,7 +8,8 @@ then read the body under the shape's size limit and the client body timeout
 (gateway/intake.py). A refusal before the body is read is answered at once, in the
 caller's shape, and closes the connection so the rest is never read. Other POST, PUT and
 PATCH requests are read under the same limits (a new endpoint works before it is listed
-there); a GET's body is never read.
+there); a GET's body is never read. Aliases of endpoint paths (`/messages`, Metrion's
+direct-HTTP path for `/v1/messages`) are served as the path they mean, from the start.
 
 Django wraps every ASGI request in asgiref's ThreadSensitiveContext and closes
 each response with `sync_to_async(response.close)`: a new thread per request,
@@ -43,7 +44,7 @@ from django.urls import set_script_prefix
 
 from gateway import auth, intake
 from gateway.errors import GatewayError
-from gateway.shapes import BODY_ENDPOINTS, render, shape_for
+from gateway.shapes import BODY_ENDPOINTS, PATH_ALIASES, render, shape_for
 
 
 class GatewayASGIHandler(ASGIHandler):
@@ -53,6 +54,8 @@ class GatewayASGIHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def handle(self, scope, receive, send) -> None:
+        if (meant := PATH_ALIASES.get(scope["path"])) is not None:  # /messages: /v1/messages
+            scope = {**scope, "path": meant, "raw_path": meant.encode()}
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         shape = shape_for(scope["path"], headers)
         caller, unread = None, intake.has_body(scope["headers"])

@@ -53,7 +53,7 @@ async def forward(request: HttpRequest, shape: Shape) -> HttpResponse:
         path=exchange.path,
         body=exchange.body,
         client_headers=request.headers,
-        api_key=caller.provider_key or route.upstream.api_key,
+        api_key=route.api_key,
         base_url=route.upstream.base_url,
     )
     response = await send(call, upstream_request, exchange.sent)

@@ -10,7 +10,9 @@ then the workspace default. The step that decided is recorded in
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from django.conf import settings
 
 from analytics import pricing
 from analytics.pricing import Price
+from gateway import passthrough
 from gateway.auth import Caller
 from gateway.cache import LoadCache
 from gateway.errors import GatewayError, bad_request
@@ -68,6 +71,8 @@ class Route:
     model: str  # the id sent upstream
     requested_model: str | None
     decided_by: str  # request | routing_rules | pattern_route | workspace_default
+    # The operator's credential, or in pass-through mode the client's key for this provider.
+    api_key: str = dataclasses.field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,14 +211,18 @@ async def route(body: dict[str, Any], caller: Caller, shape: Shape) -> Route:
             f"{', '.join(key.allowed_models)}.",
             param="model",
         )
-    if not upstream.api_key and caller.provider_key is None:
+    api_key = upstream.api_key
+    if caller.provider_keys:
+        api_key = passthrough.key_for(caller.provider_keys, adapter=upstream.adapter.name,
+                                      provider=upstream.name, model=model)  # fmt: skip
+    if not api_key:
         raise GatewayError(
             503,
             f"No credentials for provider {upstream.name!r}: add one in the admin "
             f"(Provider credentials) or set METIS_{upstream.name.upper()}_API_KEY.",
             code="provider_not_configured",
         )
-    return Route(upstream=upstream, model=model, requested_model=requested, decided_by=decided_by)
+    return Route(upstream, model, requested, decided_by, api_key)
 
 
 def allowed_entry_matches(entry: str, upstream: Upstream, model: str, cat: Catalog) -> bool:
@@ -306,33 +315,55 @@ class ModelEntry:
     provider: str
 
 
-# genai-prices lists every priced model; /v1/models shows the chat ones.
-_NOT_CHAT = ("image", "audio", "realtime", "tts", "transcribe", "search", "embedding", "ft:")
+# genai-prices lists every priced model; /v1/models shows the chat models each provider's
+# API serves: not ':'-suffixed variants (`gpt-4o:extended`), fine-tune stubs (`ft:…`,
+# `….ft-`), open-weight models OpenAI does not host (`gpt-oss-…`), or other modalities.
+CHAT_PREFIXES = ("claude-", "gpt-", "o1", "o3", "o4", "chatgpt-", "codex-")
+_NOT_CHAT = ("image", "audio", "realtime", "tts", "transcribe", "search", "embedding",
+             "live", "instruct", "oss-", "ft:", ".ft-", ":")  # fmt: skip
 
 
-def _catalog_models() -> list[ModelEntry]:
+@functools.cache
+def priced_chat_models(provider: str) -> tuple[str, ...]:
+    """The chat model ids of a first-party provider's price table, in its order."""
     from genai_prices import data
 
-    entries = []
-    for provider in data.providers:
-        if provider.id not in ("anthropic", "openai"):
-            continue
-        for model in provider.models:
-            chat = model.id.startswith(("claude-", "gpt-", "o1", "o3", "o4", "chatgpt-"))
-            if chat and not any(part in model.id for part in _NOT_CHAT):
-                entries.append(ModelEntry(model.id, provider.id))
-    return entries
+    return tuple(
+        model.id
+        for table in data.providers
+        if table.id == provider
+        for model in table.models
+        if model.id.startswith(CHAT_PREFIXES) and not any(p in model.id for p in _NOT_CHAT)
+    )
+
+
+def can_call(upstream: Upstream, caller: Caller) -> bool:
+    """Whether a call to `upstream` has a key: the operator's, or in pass-through mode one
+    of the client's for that provider."""
+    if caller.provider_keys:
+        return any(k.family == upstream.adapter.name for k in caller.provider_keys)
+    return bool(upstream.api_key)
 
 
 async def available_models(caller: Caller) -> list[ModelEntry]:
-    """What this key may call: its allowed list, else the aliases and the catalog."""
+    """What this key can call, for /v1/models: its allowed list when it has one, else the
+    aliases and the priced chat models of every provider with credentials. A provider
+    credential that is not a provider's default lists its models as `name:model`;
+    an OpenAI-compatible server's models show through the aliases that name them."""
     cat = await catalog()
-    names = list(caller.key.allowed_models) or [*cat.aliases, *(m.id for m in _catalog_models())]
+    names = list(caller.key.allowed_models)
+    if not names:
+        names = list(cat.aliases)
+        for upstream in cat.upstreams.values():
+            for model in priced_chat_models(upstream.price_provider):
+                default, _ = resolve_name(model, cat)
+                names.append(model if default is upstream else f"{upstream.name}:{model}")
     entries: dict[str, ModelEntry] = {}
     for name in names:
         try:
             upstream, _ = resolve_name(name, cat)
         except GatewayError:
             continue
-        entries.setdefault(name, ModelEntry(name, upstream.name))
+        if can_call(upstream, caller):
+            entries.setdefault(name, ModelEntry(name, upstream.name))
     return list(entries.values())

@@ -96,7 +96,8 @@ class TeamAdmin(KeepsKeyHistory):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "path", "default_model", "created_at"]
+    list_display = ["name", "path", "default_model", "drop_unsupported_params", "created_at"]
+    fields = ["name", "path", "default_model", "drop_unsupported_params"]
     search_fields = ["name", "path"]
 
 
@@ -125,6 +126,18 @@ class ModelListField(forms.CharField):
         return [m.strip() for m in (value or "").split(",") if m.strip()]
 
 
+class DropChoice(forms.NullBooleanSelect):
+    """Django's labels are "Unknown / Yes / No"; these say what each choice does."""
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__(attrs)
+        self.choices = [
+            ("unknown", "As the workspace says"),
+            ("true", "Drop them"),
+            ("false", "Refuse the call (400)"),
+        ]
+
+
 class GatewayKeyForm(forms.ModelForm):
     allowed_models = ModelListField(
         required=False,
@@ -133,7 +146,16 @@ class GatewayKeyForm(forms.ModelForm):
 
     class Meta:
         model = GatewayKey
-        fields = ["name", "workspace", "user", "team", "allowed_models", "expires_at"]
+        fields = [
+            "name",
+            "workspace",
+            "user",
+            "team",
+            "allowed_models",
+            "drop_unsupported_params",
+            "expires_at",
+        ]
+        widgets = {"drop_unsupported_params": DropChoice}
 
     def validate_unique(self) -> None:
         super().validate_unique()

@@ -13,6 +13,14 @@ from django.utils import timezone
 
 from identity import encryption, keys
 
+# Said once, shown on the workspace and the key forms alike.
+DROP_HELP = (
+    "Cross-shape calls only. Fields with no equivalent in the provider's shape (seed, "
+    "logprobs, n > 1, temperature above Claude's range, …) are dropped instead of refused "
+    "with a 400. Dropped fields are listed on the call's event as dropped_params and in an "
+    "x-metis-dropped-params response header."
+)
+
 
 class User(AbstractUser):
     """Custom from day one, so fields can be added without a painful swap later."""
@@ -57,6 +65,11 @@ class Workspace(models.Model):
     name = models.CharField(max_length=200)
     path = models.CharField(max_length=1024, unique=True)
     default_model = models.CharField(max_length=200, blank=True)
+    drop_unsupported_params = models.BooleanField(
+        "drop unsupported parameters",
+        default=False,
+        help_text=DROP_HELP,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -110,6 +123,12 @@ class GatewayKey(models.Model):
     allowed_models = models.JSONField(
         default=list, blank=True, help_text="Model ids or aliases this key may call; empty = all."
     )
+    drop_unsupported_params = models.BooleanField(
+        "drop unsupported parameters",
+        null=True,
+        blank=True,
+        help_text=f"Blank = as the workspace says. {DROP_HELP}",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -145,6 +164,7 @@ class GatewayKey(models.Model):
         team: Team | None = None,
         allowed_models: list[str] | None = None,
         expires_at: datetime | None = None,
+        drop_unsupported_params: bool | None = None,
     ) -> tuple[GatewayKey, str]:
         """Create a key; returns it with its plaintext token, which is never stored."""
         key = cls(
@@ -154,6 +174,7 @@ class GatewayKey(models.Model):
             team=team,
             allowed_models=list(allowed_models or []),
             expires_at=expires_at,
+            drop_unsupported_params=drop_unsupported_params,
         )
         token = key.set_token()
         key.full_clean()
@@ -189,6 +210,13 @@ class GatewayKey(models.Model):
     @property
     def status(self) -> Status:
         return self.status_at(timezone.now())
+
+    @property
+    def drops_unsupported_params(self) -> bool:
+        """The key's own choice, else its workspace's."""
+        if self.drop_unsupported_params is not None:
+            return self.drop_unsupported_params
+        return self.workspace.drop_unsupported_params
 
     def clean(self) -> None:
         if not isinstance(self.allowed_models, list) or not all(

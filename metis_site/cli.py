@@ -7,6 +7,7 @@
                   [--workers 1]                 processes serving its port (>1 needs REDIS_URL)
     metis gateway issue-key --name N --workspace PATH [--user U] [--team T]
                             [--models m1,m2] [--expires 30d]
+                            [--drop-unsupported-params | --refuse-unsupported-params]
     metis gateway revoke-key KEY_ID | rotate-key KEY_ID | list-keys
     metis createadmin [--username admin]
     metis mock-provider [--port 8423]
@@ -86,6 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--team", help="team name")
     issue.add_argument("--models", help="comma-separated models the key may use (default: all)")
     issue.add_argument("--expires", help="lifetime like 30d, 12h, 2w, or a date (YYYY-MM-DD)")
+    drop = issue.add_mutually_exclusive_group()
+    drop.add_argument(
+        "--drop-unsupported-params",
+        dest="drop_unsupported_params",
+        action="store_const",
+        const=True,
+        help="cross-shape fields with no equivalent (seed, logprobs, n>1, ...) are dropped "
+        "and listed in x-metis-dropped-params (default: as the workspace says)",
+    )
+    drop.add_argument(
+        "--refuse-unsupported-params",
+        dest="drop_unsupported_params",
+        action="store_const",
+        const=False,
+        help="such fields are refused with a 400, whatever the workspace says",
+    )
     issue.set_defaults(handler=issue_key, role="cli")
 
     for name, handler, help_text in [
@@ -402,6 +419,7 @@ def issue_key(args: argparse.Namespace) -> int:
             team=team,
             allowed_models=models,
             expires_at=expires_at,
+            drop_unsupported_params=args.drop_unsupported_params,
         )
     except ValidationError as exc:
         raise CommandError("; ".join(exc.messages)) from None

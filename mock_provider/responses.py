@@ -42,6 +42,20 @@ ID_PREFIXES = {
     "function_call_output": "fco_",
     "reasoning": "rs_",
 }
+# What OpenAI checks before it answers, as the types each field must have.
+TYPES: dict[str, type | tuple[type, ...]] = {
+    "tools": list,
+    "include": list,
+    "previous_response_id": str,
+    "instructions": (str, list),
+    "max_output_tokens": int,
+    "stream": bool,
+    "store": bool,
+    "background": bool,
+    "metadata": dict,
+    "reasoning": dict,
+    "text": dict,
+}
 EMPTY_TEXT = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
 
 
@@ -435,8 +449,13 @@ def _invalid(ex: Exchange) -> web.Response | None:
         return error(400, "Invalid type for 'input': expected a string or an array of items.")
     if isinstance(value, list) and not all(isinstance(item, dict) for item in value):
         return error(400, "Invalid 'input': every item must be an object.")
-    if not isinstance(body.get("tools", []), list):
-        return error(400, "Invalid type for 'tools': expected an array.")
+    for name, kinds in TYPES.items():
+        if body.get(name) is not None and not isinstance(body[name], kinds):
+            return error(400, f"Invalid type for '{name}'.")
+    if not all(isinstance(tool, dict) for tool in body.get("tools") or []):
+        return error(400, "Invalid 'tools': every tool must be an object.")
+    if not all(isinstance(name, str) for name in body.get("include") or []):
+        return error(400, "Invalid 'include': expected an array of strings.")
     return None
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from django.http import HttpResponse
 
 from gateway.errors import GatewayError
+from gateway.shapes import anthropic
 from gateway.shapes.anthropic import AnthropicMessages
 from gateway.shapes.base import ErrorInfo, Shape, TranslatingShape, WireShape, read_body
 from gateway.shapes.openai_chat import OpenAIChat
@@ -19,6 +20,7 @@ from gateway.shapes.openai_responses import OpenAIResponses
 
 __all__ = [
     "BODY_ENDPOINTS",
+    "PATH_ALIASES",
     "SHAPES",
     "ErrorInfo",
     "Shape",
@@ -37,6 +39,8 @@ SHAPES: dict[Shape, TranslatingShape] = {
 # The endpoints that take a body: the handler authenticates them from the headers before it
 # reads a byte of it (gateway/handler.py); every other request's body is never read.
 BODY_ENDPOINTS = {path: wire.shape for wire in SHAPES.values() for path in wire.paths}
+# Other paths that mean one of those; the handler serves them as the path they mean.
+PATH_ALIASES = {**anthropic.PATH_ALIASES}
 # Paths that name no shape (/v1/models, unknown ones) answer in the shape whose SDKs
 # alone send a telltale header, else in OpenAI's, the dialect most clients speak.
 DEFAULT = Shape.OPENAI

@@ -19,7 +19,7 @@ from tests.integration.gateway_process import GatewayProcess, gateway_env, issue
 
 SQLITE = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 PROVIDER_KEY = "sk-ant-provider-secret-0123456789"
-CLIENT_PROVIDER_KEY = "sk-ant-client-own-key-9876543210"
+CLIENT_PROVIDER_KEY = "sk-proj-client-own-key-9876543210"  # an OpenAI key: gpt-5-mini
 PROMPT = "Say hello in one word, secret-prompt-marker."
 
 pytestmark = pytest.mark.skipif(not SQLITE, reason="the subprocess writes its own SQLite")

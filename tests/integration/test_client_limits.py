@@ -81,7 +81,7 @@ def upload(server: Server, head: bytes, total: int) -> tuple[int, tuple[int, dic
 
 def error_of(path: str, body: bytes) -> dict:
     parsed = orjson.loads(body)
-    if path.startswith("/v1/messages"):
+    if path.startswith(("/v1/messages", "/messages")):
         assert parsed["type"] == "error", parsed
     else:
         assert set(parsed) == {"error"}, parsed
@@ -89,7 +89,7 @@ def error_of(path: str, body: bytes) -> dict:
     return parsed["error"]
 
 
-@pytest.mark.parametrize("path", ["/v1/messages", "/v1/chat/completions"])
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/chat/completions", "/messages"])
 def test_a_big_body_without_a_token_gets_401_before_the_server_reads_it(gateway, path):
     head = request_head(path, {"Content-Type": "application/json",
                                "Content-Length": str(300_000_000)})  # fmt: skip

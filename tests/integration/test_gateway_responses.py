@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from analytics import pricing
-from tests.integration.test_gateway_streams import usage_of
+from tests.integration.test_gateway_streams import cancelled_call, eventually, usage_of
 
 MODEL = "gpt-5-mini"
 WEATHER: Any = {
@@ -218,3 +218,26 @@ def test_a_cut_stream_ends_in_an_error_event_and_is_recorded(gateway, token):
     completed = the_one_call(gateway)
     assert completed["error_class"] == "UPSTREAM_STREAM_ERROR"
     assert completed["usage_estimated"] is True and completed["output_tokens"] >= 1
+
+
+@pytest.mark.parametrize("model", [MODEL, "haiku"])
+def test_a_client_leaving_a_stalled_stream_is_recorded_as_cancelled(gateway, token, model):
+    body = {"model": model, "input": "Say hello [[fault:hang]]", "stream": True}
+    with (
+        httpx.Client(timeout=10) as session,
+        session.stream(
+            "POST",
+            f"{gateway.url}/v1/responses",
+            json=body,
+            headers={"authorization": f"Bearer {token}"},
+        ) as response,
+    ):
+        for line in response.iter_lines():
+            if line == "event: response.created":
+                break
+
+    eventually(lambda: gateway.upstream_requests()[0]["disconnected"])
+    completed = eventually(lambda: cancelled_call(gateway))
+    assert completed["inbound_shape"] == "responses" and completed["stream"] is True
+    assert completed["input_tokens"] > 0  # the provider bills the input it was sent
+    assert Decimal(str(completed["cost_usd"])) > 0

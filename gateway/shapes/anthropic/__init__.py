@@ -62,6 +62,9 @@ _TEXT_FIELDS = {
     "input_json_delta": "partial_json",
 }
 
+# Metrion's direct-HTTP path has no /v1: the same endpoints, under the paths they mean.
+PATH_ALIASES = {"/messages": "/v1/messages", "/messages/count_tokens": "/v1/messages/count_tokens"}
+
 
 class AnthropicMessages:
     shape = Shape.ANTHROPIC
