@@ -105,6 +105,7 @@ def assert_recorded(calls: list[dict], model: str) -> None:
         assert call["inbound_shape"] == "responses"
         assert call["model"] == model
         assert call["stream"] is True
+        assert call["dropped_params"] == []  # the key does not drop: nothing was refused either
         assert Decimal(str(call["cost_usd"])) > 0
 
 
