@@ -211,18 +211,23 @@ async def route(body: dict[str, Any], caller: Caller, shape: Shape) -> Route:
             f"{', '.join(key.allowed_models)}.",
             param="model",
         )
-    api_key = upstream.api_key
+    return Route(upstream, model, requested, decided_by, api_key_for(upstream, caller, model))
+
+
+def api_key_for(upstream: Upstream, caller: Caller, model: str) -> str:
+    """The key a call to `upstream` is sent with: the client's own in pass-through mode
+    (a 400 when it brought none for this provider), else the operator's (503 if none)."""
     if caller.provider_keys:
-        api_key = passthrough.key_for(caller.provider_keys, adapter=upstream.adapter.name,
-                                      provider=upstream.name, model=model)  # fmt: skip
-    if not api_key:
+        return passthrough.key_for(caller.provider_keys, adapter=upstream.adapter.name,
+                                   provider=upstream.name, model=model)  # fmt: skip
+    if not upstream.api_key:
         raise GatewayError(
             503,
             f"No credentials for provider {upstream.name!r}: add one in the admin "
             f"(Provider credentials) or set METIS_{upstream.name.upper()}_API_KEY.",
             code="provider_not_configured",
         )
-    return Route(upstream, model, requested, decided_by, api_key)
+    return upstream.api_key
 
 
 def allowed_entry_matches(entry: str, upstream: Upstream, model: str, cat: Catalog) -> bool:

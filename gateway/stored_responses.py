@@ -3,7 +3,7 @@
 GET and DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items and
 POST /v1/responses/{id}/cancel read state that only the provider that answered keeps,
 so they go, authenticated, to the OpenAI upstream the key can use (the one its allowed
-models name, else `openai`), with the client's own provider key in pass-through mode.
+models name, else `openai`), with the client's own OpenAI key in pass-through mode.
 The provider's answer is relayed unchanged. They cost nothing, so they are not
 recorded as calls.
 
@@ -39,11 +39,12 @@ async def relay(request: HttpRequest, response_id: str) -> HttpResponse:
             code="response_not_stored",
         )
     target = await openai_upstream(caller)
+    api_key = routing.api_key_for(target, caller, f"response {response_id}")
     sent = target.adapter.build_request(
         path=request.get_full_path(),
         body=request.body if request.method == "POST" else b"",
         client_headers=request.headers,
-        api_key=caller.provider_key or target.api_key,
+        api_key=api_key,
         base_url=target.base_url,
         method=request.method,
     )
@@ -63,32 +64,22 @@ async def relay(request: HttpRequest, response_id: str) -> HttpResponse:
 
 async def openai_upstream(caller: Caller) -> Upstream:
     """The upstream these paths go to: the first Responses-speaking upstream the key's
-    allowed models name, else the `openai` one; a 403 when the key may use none."""
+    allowed models name, else `openai`; a 403 when the key may use none."""
     cat = await routing.catalog()
-    allowed = caller.key.allowed_models
-    candidates = []
-    for entry in allowed or ["openai:"]:
+    if not caller.key.allowed_models:
+        return cat.upstreams["openai"]
+    for entry in caller.key.allowed_models:
         try:
             target, _ = routing.resolve_name(entry, cat)
         except GatewayError:
-            target = cat.upstreams.get(entry.partition(":")[0]) if entry.endswith(":") else None
-        if target is not None and Shape.RESPONSES in target.adapter.shapes:
-            candidates.append(target)
-    if not candidates:
-        raise GatewayError(
-            403,
-            f"Gateway key {caller.key.id} may use no OpenAI model, so it has no stored "
-            f"responses to reach.",
-        )
-    target = candidates[0]
-    if not target.api_key and caller.provider_key is None:
-        raise GatewayError(
-            503,
-            f"No credentials for provider {target.name!r}: add one in the admin "
-            f"(Provider credentials) or set METIS_{target.name.upper()}_API_KEY.",
-            code="provider_not_configured",
-        )
-    return target
+            continue
+        if Shape.RESPONSES in target.adapter.shapes:
+            return target
+    raise GatewayError(
+        403,
+        f"Gateway key {caller.key.id} may use no OpenAI model, so it has no stored "
+        f"responses to reach.",
+    )
 
 
 async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

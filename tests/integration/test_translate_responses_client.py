@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from pydantic import BaseModel
 
 from tests.integration.test_gateway_responses import WEATHER
 from tests.integration.test_gateway_streams import usage_of
@@ -102,7 +103,8 @@ def test_reasoning_maps_to_thinking_and_comes_back_as_a_reasoning_item(gateway, 
     )
     sent, resent = upstream_bodies(gateway)
 
-    assert sent["thinking"]["type"] == "enabled" and sent["thinking"]["budget_tokens"] > 0
+    assert sent["thinking"] == {"type": "adaptive"}  # Sonnet 4.6 sizes its own thinking
+    assert sent["output_config"]["effort"] == "medium"
     assert reasoning.type == "reasoning" and reasoning.summary[0].text.startswith("The user said")
     assert reasoning.encrypted_content  # what Claude needs to take its thinking back
     assert message.type == "message"
@@ -155,6 +157,28 @@ def test_a_streamed_tool_call_arrives_as_function_call_events(gateway, client):
     assert "response.function_call_arguments.done" in kinds
     assert json.loads(arguments) == {"city": "mock"}
     assert events[-1].response.output[0].type == "function_call"
+
+
+class Weather(BaseModel):
+    city: str
+    celsius: int
+
+
+def test_structured_output_reaches_claude_and_the_sdk_parses_the_answer(gateway, client):
+    parsed = client.responses.parse(model="sonnet", input="Weather in Oslo?", text_format=Weather)
+    plain = client.responses.create(
+        model="haiku",
+        input="Weather in Oslo?",
+        text={"format": {"type": "json_schema", "name": "w", "schema": WEATHER["parameters"]}},
+    )
+    first, second = upstream_bodies(gateway)
+
+    assert isinstance(parsed.output_parsed, Weather)
+    assert first["output_config"]["format"]["schema"]["required"] == ["city", "celsius"]
+    assert second["output_config"]["format"] == {"type": "json_schema",
+                                                 "schema": WEATHER["parameters"]}  # fmt: skip
+    assert json.loads(plain.output_text) == {"city": "mock"}
+    assert plain.output[-1].type == "message"
 
 
 def test_previous_response_id_is_refused_for_claude_with_a_clear_400(gateway, client):
