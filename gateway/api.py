@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -143,6 +145,29 @@ async def refuse(request: HttpRequest) -> HttpResponse:
 
 for _path, _allowed in SERVED.items():
     api.api_operation([m for m in METHODS if m != _allowed], _path)(refuse)
+
+# The stored-response paths, and their methods; POST /v1/responses/compact and the like
+# are paths Metis does not serve, not stored responses.
+STORED = {
+    "/v1/responses/{response_id}": "GET, DELETE",
+    "/v1/responses/{response_id}/input_items": "GET",
+    "/v1/responses/{response_id}/cancel": "POST",
+}
+
+
+def refuse_stored(allowed: str) -> Callable[..., Awaitable[HttpResponse]]:
+    async def refuse_method(request: HttpRequest, response_id: str) -> HttpResponse:
+        if request.path.count("/") == 3 and request.method == "POST":
+            return await refuse(request)
+        request.metis_shape = Shape.RESPONSES
+        raise GatewayError(405, f"{request.method} is not allowed on {request.path}; use "
+                           f"{allowed}.", headers={"Allow": allowed})  # fmt: skip
+
+    return refuse_method
+
+
+for _path, _allowed in STORED.items():
+    api.api_operation([m for m in METHODS if m not in _allowed], _path)(refuse_stored(_allowed))
 
 
 @api.api_operation(METHODS, "/{path:rest}")

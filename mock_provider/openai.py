@@ -256,7 +256,7 @@ def _invalid(ex: Exchange) -> web.Response | None:
     if not isinstance(body.get("tools", []), list):
         return error(400, "'tools' must be an array")
     effort = body.get("reasoning_effort")
-    if effort is not None and effort not in EFFORT_TOKENS:
+    if effort is not None and (not isinstance(effort, str) or effort not in EFFORT_TOKENS):
         return error(400, f"Invalid value for 'reasoning_effort': {effort!r}.")
     if effort is not None and not body["model"].startswith(("o", "gpt-5")):
         return error(

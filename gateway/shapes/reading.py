@@ -20,6 +20,11 @@ def as_list(value: Any, where: str) -> list[Any]:
     return value
 
 
+def listed(value: Any) -> list[Any]:
+    """A provider's list, or none: what a misbehaving server sends must not break the relay."""
+    return value if isinstance(value, list) else []
+
+
 def as_dict(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise bad_request(f"{where} must be an object", param=where)

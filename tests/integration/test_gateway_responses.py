@@ -202,8 +202,10 @@ def test_a_provider_error_is_relayed_in_openai_shape(gateway, client):
     assert the_one_call(gateway)["error_class"] == "UPSTREAM_500"
 
 
-def test_a_cut_stream_ends_in_an_error_event_and_is_recorded(gateway, token):
-    body = {"model": MODEL, "input": "Write about the sea [[fault:cut:9]]", "stream": True}
+@pytest.mark.parametrize(("model", "events"), [(MODEL, 9), ("haiku", 5)])
+def test_a_cut_stream_ends_in_an_error_event_and_is_recorded(gateway, token, model, events):
+    prompt = f"Write about the sea [[fault:cut:{events}]]"  # after a few text deltas
+    body = {"model": model, "input": prompt, "stream": True}
     with httpx.stream(
         "POST",
         f"{gateway.url}/v1/responses",
@@ -241,3 +243,20 @@ def test_a_client_leaving_a_stalled_stream_is_recorded_as_cancelled(gateway, tok
     assert completed["inbound_shape"] == "responses" and completed["stream"] is True
     assert completed["input_tokens"] > 0  # the provider bills the input it was sent
     assert Decimal(str(completed["cost_usd"])) > 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("PUT", "/v1/responses/resp_1", 405),
+        ("POST", "/v1/responses/resp_1/input_items", 405),
+        ("GET", "/v1/responses/resp_1/cancel", 405),
+        ("GET", "/v1/responses", 405),
+        ("POST", "/v1/responses/compact", 404),
+    ],
+)
+def test_other_methods_and_paths_get_openai_shaped_errors(gateway, token, method, path, status):
+    headers = {"authorization": f"Bearer {token}"}
+    response = httpx.request(method, f"{gateway.url}{path}", headers=headers, json={})
+    assert response.status_code == status
+    assert set(response.json()) == {"error"} and response.json()["error"]["message"]

@@ -8,7 +8,6 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from pydantic import BaseModel
@@ -208,17 +207,58 @@ def test_claudes_errors_arrive_in_the_openai_shape(gateway, client):
     assert caught.value.body["type"] and "mock fault 429" in caught.value.body["message"]
 
 
-def test_a_claude_stream_cut_short_fails_the_response(gateway, token):
-    body = {"model": "haiku", "input": "Write about the sea [[fault:cut:5]]", "stream": True}
-    with httpx.stream(
-        "POST",
-        f"{gateway.url}/v1/responses",
-        json=body,
-        headers={"authorization": f"Bearer {token}"},
-        timeout=10,
-    ) as response:
-        kinds = [line[7:] for line in response.iter_lines() if line.startswith("event: ")]
-    assert kinds[0] == "response.created"
-    assert "error" in kinds
-    (completed,) = gateway.events("llm.call_completed")
-    assert completed["error_class"] == "UPSTREAM_STREAM_ERROR"
+def codex_turn(content: str) -> dict[str, Any]:
+    """A request as Codex CLI sends it (see the capture in the codex helper's notes)."""
+    spawn = {"type": "function", "name": "spawn_agent", "description": "Start a helper",
+             "strict": False, "parameters": {"type": "object", "properties": {}}}  # fmt: skip
+    return {
+        "model": "haiku",
+        "input": [
+            {
+                "type": "message",
+                "id": "msg_1",
+                "role": "developer",
+                "content": [{"type": "input_text", "text": "You are Codex."}],
+            },
+            {
+                "type": "message",
+                "id": "msg_2",
+                "role": "user",
+                "content": [{"type": "input_text", "text": content}],
+            },
+        ],
+        "tools": [
+            {**WEATHER, "strict": False},
+            {
+                "type": "namespace",
+                "name": "multi_agent_v1",
+                "description": "Agents",
+                "tools": [spawn],
+            },
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": True,
+        "reasoning": {"summary": "auto"},
+        "store": False,
+        "stream": True,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "0b7c6f1e-4f4e-4d0a-9d57-1f7f0f0e0a11",
+        "client_metadata": {"originator": "codex_exec"},
+    }
+
+
+def test_a_codex_request_reaches_claude_and_namespaced_calls_keep_their_namespace(gateway, client):
+    request = codex_turn('Go [[tool:spawn_agent {"n": 1}]]')
+    metadata = {"client_metadata": request.pop("client_metadata")}  # not an SDK parameter
+    events = list(client.responses.create(**request, extra_body=metadata))
+    (sent,) = upstream_bodies(gateway)
+    (call,) = events[-1].response.output
+    completed = gateway.events("llm.call_completed")[0]
+
+    assert sent["system"] == "You are Codex."
+    assert [tool["name"] for tool in sent["tools"]] == ["get_weather", "spawn_agent"]
+    assert (call.type, call.name, call.namespace) == ("function_call", "spawn_agent",
+                                                      "multi_agent_v1")  # fmt: skip
+    added = next(e for e in events if e.type == "response.output_item.added")
+    assert added.item.namespace == "multi_agent_v1"
+    assert completed["dropped_params"] == []

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
@@ -15,7 +17,7 @@ from gateway.errors import GatewayError
 from gateway.providers.base import Usage
 from gateway.shapes import internal
 from gateway.shapes.openai_responses import OpenAIResponses, answers
-from gateway.sse import SSEParser
+from gateway.sse import SSEEvent, SSEParser
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "responses"
 SHAPE = OpenAIResponses()
@@ -162,10 +164,9 @@ def test_the_stream_writer_emits_the_full_numbered_sequence_ending_with_usage() 
     request = internal.Request(model="claude-sonnet-4-6", messages=[], stream=True)
     writer = SHAPE.stream_writer(request)
     stream: list[internal.StreamEvent] = [internal.Start("msg_01abc", "claude-sonnet-4-6")]
+    empty = [internal.Reasoning(), internal.Text(""), internal.ToolCall("toolu_9", "weather", "")]
     for i, part in enumerate(answer.parts):
-        empty = {internal.Reasoning: internal.Reasoning(), internal.Text: internal.Text("")}
-        stream.append(internal.PartStart(i, empty.get(type(part), internal.ToolCall(
-            "toolu_9", "weather", "")) ))  # type: ignore[arg-type]  # fmt: skip
+        stream.append(internal.PartStart(i, empty[i]))
         text = part.text if isinstance(part, internal.Text | internal.Reasoning) else part.arguments
         stream += [internal.PartDelta(i, text[:2]), internal.PartDelta(i, text[2:])]
         if isinstance(part, internal.Reasoning):
@@ -205,8 +206,8 @@ def test_the_reader_turns_a_recorded_stream_into_internal_events() -> None:
     reader = SHAPE.stream_reader()
     out = [e for event in events("tool_call") for e in reader.feed(event)] + reader.finish()
     assert isinstance(out[0], internal.Start)
-    assert out[1] == internal.PartStart(0, internal.ToolCall("call_Xb7kQ2mN9pL4rT6v",
-                                                             "get_weather", ""))  # fmt: skip
+    call = internal.ToolCall("call_Xb7kQ2mN9pL4rT6v", "get_weather", "")
+    assert out[1] == internal.PartStart(0, call)
     arguments = "".join(e.text for e in out if isinstance(e, internal.PartDelta))
     assert json.loads(arguments)["unit"] == "celsius"
     assert out[-2] == internal.Finish("tool_use", Usage(input_tokens=81, output_tokens=24))
@@ -215,3 +216,56 @@ def test_the_reader_turns_a_recorded_stream_into_internal_events() -> None:
         text=body("reasoning")["output"][0]["summary"][0]["text"],
         encrypted=body("reasoning")["output"][0]["encrypted_content"],
     )
+
+
+_KEYS = [
+    "type",
+    "output",
+    "content",
+    "text",
+    "item",
+    "response",
+    "output_index",
+    "delta",
+    "summary",
+    "encrypted_content",
+    "usage",
+    "status",
+    "incomplete_details",
+    "error",
+]
+_JSON = st.recursive(
+    st.none()
+    | st.integers()
+    | st.sampled_from(
+        [
+            "message",
+            "function_call",
+            "reasoning",
+            "output_text",
+            "incomplete",
+            "response.created",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.completed",
+            "response.failed",
+            "error",
+        ]
+    ),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(_KEYS), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@given(payloads=st.lists(_JSON, max_size=6))
+def test_a_providers_garbage_never_raises(payloads: list[Any]) -> None:
+    reader = SHAPE.stream_reader()
+    for payload in payloads:
+        assert isinstance(reader.feed(SSEEvent(None, json.dumps(payload), b"")), list)
+        if isinstance(payload, dict):
+            assert isinstance(SHAPE.response_to_internal(payload), internal.Response)
+    assert isinstance(reader.finish(), list)

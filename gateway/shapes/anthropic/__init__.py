@@ -147,27 +147,11 @@ class AnthropicMessages:
         return text if isinstance(text, str) else ""
 
     # ---- Translating: the internal form (requests.py, answers.py) ----
-
-    def to_internal(
-        self, body: dict[str, Any], unportable: internal.Unportable
-    ) -> internal.Request:
-        return requests.to_internal(body, unportable)
-
-    def from_internal(
-        self, request: internal.Request, unportable: internal.Unportable
-    ) -> dict[str, Any]:
-        return requests.from_internal(request, unportable)
-
-    def response_to_internal(self, body: dict[str, Any]) -> internal.Response:
-        return answers.response_to_internal(body)
-
-    def response_from_internal(
-        self, response: internal.Response, request: internal.Request
-    ) -> dict[str, Any]:
-        return answers.response_from_internal(response, request)
-
-    def stream_reader(self) -> answers.StreamReader:
-        return answers.StreamReader()
+    to_internal = staticmethod(requests.to_internal)
+    from_internal = staticmethod(requests.from_internal)
+    response_to_internal = staticmethod(answers.response_to_internal)
+    response_from_internal = staticmethod(answers.response_from_internal)
+    stream_reader = answers.StreamReader
 
     def stream_writer(self, request: internal.Request) -> answers.StreamWriter:
         return answers.StreamWriter(request, self.stream_error)

@@ -31,7 +31,7 @@ from gateway.shapes.internal import (
     Text,
     ToolCall,
 )
-from gateway.shapes.reading import arguments_object
+from gateway.shapes.reading import arguments_object, listed
 from gateway.sse import SSEEvent, load_json
 
 STOPS = frozenset({"end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal"})
@@ -39,7 +39,7 @@ STOPS = frozenset({"end_turn", "max_tokens", "stop_sequence", "tool_use", "refus
 
 def stop_of(reason: Any) -> internal.StopReason:
     # pause_turn (a server tool paused the turn) reads as an ended turn elsewhere.
-    return reason if reason in STOPS else "end_turn"
+    return reason if isinstance(reason, str) and reason in STOPS else "end_turn"
 
 
 def usage_out(usage: Usage) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def usage_out(usage: Usage) -> dict[str, Any]:
 
 def response_to_internal(body: dict[str, Any]) -> Response:
     parts: list[Text | ToolCall | Reasoning] = []
-    for block in body.get("content") or []:
+    for block in listed(body.get("content")):
         if (part := _part(block)) is not None:
             parts.append(part)
     stop = stop_of(body.get("stop_reason"))
@@ -189,6 +189,7 @@ class StreamReader:
 
 def _delta(index: int, delta: Any) -> list[internal.StreamEvent]:
     kind = delta.get("type") if isinstance(delta, dict) else None
+    kind = kind if isinstance(kind, str) else None  # junk from upstream must not break the relay
     field = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
     if kind in field and isinstance(text := delta.get(field[kind]), str) and text:
         return [PartDelta(index, text)]

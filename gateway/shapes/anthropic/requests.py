@@ -122,7 +122,7 @@ def _output_config(request: Request, config: dict[str, Any], unportable: Unporta
     if config.get("format") is not None:
         request.output_format = _format(config["format"], "output_config.format")
     if (effort := config.get("effort")) is not None:
-        if effort not in EFFORT_FOR_LEVEL:
+        if not isinstance(effort, str) or effort not in EFFORT_FOR_LEVEL:
             raise bad_request("output_config.effort must be low, medium, high or max",
                               param="output_config.effort")  # fmt: skip
         request.reasoning_effort = EFFORT_FOR_LEVEL[effort]  # type: ignore[assignment]

@@ -29,6 +29,7 @@ from gateway.shapes.internal import (
     Text,
     ToolCall,
 )
+from gateway.shapes.reading import listed
 from gateway.sse import SSEEvent, load_json
 
 FINISH_FOR_STOP = {
@@ -89,7 +90,7 @@ def response_to_internal(body: dict[str, Any]) -> Response:
     text = reply.get("content") or reply.get("refusal")
     if isinstance(text, str) and text:
         parts.append(Text(text))
-    for call in reply.get("tool_calls") or []:
+    for call in listed(reply.get("tool_calls")):
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
             arguments = function.get("arguments")
@@ -156,7 +157,7 @@ class StreamReader:
         out = self._start(payload)
         if isinstance(payload.get("usage"), dict):
             self.usage = read_usage(payload["usage"])
-        for choice in payload.get("choices") or []:
+        for choice in listed(payload.get("choices")):
             if not isinstance(choice, dict):
                 continue
             if isinstance(delta := choice.get("delta"), dict):
@@ -185,7 +186,7 @@ class StreamReader:
             if self.open != "text":
                 out.extend(self._open("text", Text("")))
             out.append(PartDelta(self.index, text))
-        for call in delta.get("tool_calls") or []:
+        for call in listed(delta.get("tool_calls")):
             if not isinstance(call, dict):
                 continue
             function = call.get("function") if isinstance(call.get("function"), dict) else {}

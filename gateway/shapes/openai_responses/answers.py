@@ -26,7 +26,9 @@ from gateway.shapes import internal
 from gateway.shapes.base import token_count
 from gateway.shapes.openai_responses.requests import (
     REASONING_PACK,
+    ResponsesRequest,
     function_tool,
+    summary_of,
     text_format,
     tool_choice,
 )
@@ -41,13 +43,19 @@ STOP_FOR_REASON = {"max_output_tokens": "max_tokens", "content_filter": "refusal
 
 def to_internal(body: dict[str, Any]) -> internal.Response:
     parts: list[internal.Text | internal.ToolCall | internal.Reasoning] = []
-    for item in body.get("output") or []:
+    output = body.get("output")
+    for item in output if isinstance(output, list) else []:
         if not isinstance(item, dict):
             continue
         kind = item.get("type")
         if kind == "message":
-            for content in item.get("content") or []:
-                text = content.get("text", content.get("refusal"))
+            contents = item.get("content")
+            for content in contents if isinstance(contents, list) else []:
+                text = (
+                    content.get("text", content.get("refusal"))
+                    if isinstance(content, dict)
+                    else None
+                )
                 if isinstance(text, str):
                     parts.append(internal.Text(text))
         elif kind == "function_call":
@@ -59,9 +67,9 @@ def to_internal(body: dict[str, Any]) -> internal.Response:
                 )
             )
         elif kind == "reasoning":
-            summary = item.get("summary") or []
-            text = "".join(s.get("text", "") for s in summary if isinstance(s, dict))
-            parts.append(internal.Reasoning(text=text, encrypted=item.get("encrypted_content")))
+            encrypted = item.get("encrypted_content")
+            encrypted = encrypted if isinstance(encrypted, str) else None
+            parts.append(internal.Reasoning(text=summary_of(item), encrypted=encrypted))
     return internal.Response(
         id=str(body.get("id", "")).removeprefix("resp_"),
         model=str(body.get("model", "")),
@@ -115,8 +123,8 @@ def item_id(response_id: str, index: int, part: Any) -> str:
 
 
 def from_internal(response: internal.Response, request: internal.Request) -> dict[str, Any]:
-    rid = response_id(response.id)
-    output = [output_item(rid, i, part) for i, part in enumerate(response.parts)]
+    rid, namespaces = response_id(response.id), namespaces_of(request)
+    output = [output_item(rid, i, part, namespaces) for i, part in enumerate(response.parts)]
     return envelope(rid, response.model, request, output, response.stop, response.usage)
 
 
@@ -172,7 +180,13 @@ def envelope(
     }
 
 
-def output_item(rid: str, index: int, part: Any, *, done: bool = True) -> dict[str, Any]:
+def namespaces_of(request: internal.Request) -> dict[str, str]:
+    return request.namespaces if isinstance(request, ResponsesRequest) else {}
+
+
+def output_item(
+    rid: str, index: int, part: Any, namespaces: dict[str, str], *, done: bool = True
+) -> dict[str, Any]:
     """Part `index` as an output item; `done=False`: as `output_item.added` shows it."""
     iid = item_id(rid, index, part)
     status = "completed" if done else "in_progress"
@@ -186,7 +200,7 @@ def output_item(rid: str, index: int, part: Any, *, done: bool = True) -> dict[s
             "role": "assistant",
         }
     if isinstance(part, internal.ToolCall):
-        return {
+        call = {
             "id": iid,
             "type": "function_call",
             "status": status,
@@ -194,6 +208,9 @@ def output_item(rid: str, index: int, part: Any, *, done: bool = True) -> dict[s
             "call_id": part.id,
             "name": part.name,
         }
+        if namespace := namespaces.get(part.name):
+            call["namespace"] = namespace
+        return call
     item: dict[str, Any] = {"id": iid, "type": "reasoning", "summary": []}
     if done:
         if part.text:

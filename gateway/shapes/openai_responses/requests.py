@@ -11,7 +11,8 @@ and system or developer messages (the system prompt), function `tools`, `tool_ch
 Dropped on purpose, because they change only cost, retention or bookkeeping, not what
 the model is asked: `store`, `metadata`, `include`, `prompt_cache_key`,
 `prompt_cache_retention`, `service_tier`, `truncation`, `stream_options`,
-`reasoning.summary` (translated answers always carry the reasoning text they got).
+`client_metadata` (Codex's), `reasoning.summary` (translated answers always carry the
+reasoning text they got).
 
 Refused with a 400, since they need state Metis does not keep: `previous_response_id`,
 `conversation`, `item_reference` items. Everything else without an equivalent (hosted
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -34,7 +36,7 @@ _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.*)", re.S)
 REASONING_PACK = "metis1."
 _IGNORED = frozenset(
     {"store", "metadata", "include", "prompt_cache_key", "prompt_cache_retention"}
-    | {"service_tier", "truncation", "stream_options"}
+    | {"service_tier", "truncation", "stream_options", "client_metadata"}
 )
 _CARRIED = frozenset(
     {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls"}
@@ -52,7 +54,16 @@ _DEFAULTS: dict[str, tuple[Any, ...]] = {
 EFFORTS = ("minimal", "low", "medium", "high")
 
 
-def to_internal(body: dict[str, Any], unportable: internal.Unportable) -> internal.Request:
+@dataclass(slots=True)
+class ResponsesRequest(internal.Request):
+    """The internal request, plus what only the answer to a Responses caller needs: the
+    namespace each function of a `namespace` tool came from (flattened for the provider,
+    named again on the caller's function_call items). The provider never sees it."""
+
+    namespaces: dict[str, str] = field(default_factory=dict)
+
+
+def to_internal(body: dict[str, Any], unportable: internal.Unportable) -> ResponsesRequest:
     for name in _STATEFUL:
         if body.get(name):
             raise stateful(name)
@@ -67,7 +78,8 @@ def to_internal(body: dict[str, Any], unportable: internal.Unportable) -> intern
         system.insert(0, internal.Text(instructions))
     elif instructions:
         raise bad_request("instructions must be a string", param="instructions")
-    request = internal.Request(
+    namespaces: dict[str, str] = {}
+    request = ResponsesRequest(
         model=body.get("model") or "",
         messages=messages,
         system=system,
@@ -75,11 +87,12 @@ def to_internal(body: dict[str, Any], unportable: internal.Unportable) -> intern
         stream=body.get("stream") is True,
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
-        tools=_tools(body.get("tools"), unportable),
+        tools=_tools(body.get("tools"), unportable, namespaces),
         tool_choice=_tool_choice(body.get("tool_choice"), unportable),
         parallel_tool_calls=_flag(body, "parallel_tool_calls"),
         output_format=_output_format(body.get("text"), unportable),
         user=_user(body),
+        namespaces=namespaces,
     )
     _reasoning(body.get("reasoning"), request, unportable)
     return request
@@ -231,16 +244,7 @@ def _reasoning_item(item: dict[str, Any]) -> internal.Reasoning:
     """A reasoning item handed back. Only reasoning a translated answer carried (packed
     by answers.pack_reasoning) can go back to its provider; OpenAI's own encrypted
     reasoning is kept as text only, which the other side drops."""
-    summary = item.get("summary")
-    text = (
-        "".join(
-            s.get("text", "")
-            for s in summary
-            if isinstance(s, dict) and isinstance(s.get("text"), str)
-        )
-        if isinstance(summary, list)
-        else ""
-    )
+    text = summary_of(item)
     packed = item.get("encrypted_content")
     if isinstance(packed, str) and packed.startswith(REASONING_PACK):
         try:
@@ -248,37 +252,57 @@ def _reasoning_item(item: dict[str, Any]) -> internal.Reasoning:
         except (ValueError, orjson.JSONDecodeError):
             fields = None
         if isinstance(fields, dict):
+            signature, encrypted = fields.get("s"), fields.get("r")
             return internal.Reasoning(
                 text=text,
-                signature=fields.get("s"),
-                encrypted=fields.get("r"),
+                signature=signature if isinstance(signature, str) else None,
+                encrypted=encrypted if isinstance(encrypted, str) else None,
             )
     return internal.Reasoning(text=text)
+
+
+def summary_of(item: dict[str, Any]) -> str:
+    """The text of a reasoning item's summary parts."""
+    summary = item.get("summary")
+    parts = summary if isinstance(summary, list) else []
+    return "".join(
+        s["text"] for s in parts if isinstance(s, dict) and isinstance(s.get("text"), str)
+    )
 
 
 # ---- tools, formats, reasoning ------------------------------------------------------------
 
 
-def _tools(value: Any, unportable: internal.Unportable) -> list[internal.Tool]:
+def _tools(
+    value: Any, unportable: internal.Unportable, namespaces: dict[str, str], where: str = "tools"
+) -> list[internal.Tool]:
+    """Function tools; the functions of a `namespace` tool (Codex's multi_agent_v1)
+    flattened beside them, each noted in `namespaces`."""
     if value is None:
         return []
     if not isinstance(value, list):
-        raise bad_request("tools must be a list", param="tools")
+        raise bad_request(f"{where} must be a list", param="tools")
     tools = []
     for i, tool in enumerate(value):
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind == "namespace" and where == "tools" and isinstance(tool.get("name"), str):
+            inner = _tools(tool.get("tools"), unportable, namespaces, f"tools[{i}].tools")
+            namespaces.update(dict.fromkeys((t.name for t in inner), tool["name"]))
+            tools.extend(inner)
+            continue
+        if kind != "function":
             unportable.field("tools", None, f"{kind or 'untyped'} tools")
             continue
         if not isinstance(tool.get("name"), str):
-            raise bad_request(f"tools[{i}].name is required", param="tools")
+            raise bad_request(f"{where}[{i}].name is required", param="tools")
         parameters = tool.get("parameters")
+        description = tool.get("description")
         tools.append(
             internal.Tool(
                 name=tool["name"],
                 parameters=parameters if isinstance(parameters, dict) else {"type": "object"},
-                description=tool.get("description"),
-                strict=tool.get("strict"),
+                description=description if isinstance(description, str) else None,
+                strict=tool.get("strict") if isinstance(tool.get("strict"), bool) else None,
             )
         )
     return tools

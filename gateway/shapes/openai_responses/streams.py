@@ -55,6 +55,7 @@ class _Open:
 class Writer:
     def __init__(self, request: internal.Request) -> None:
         self.request = request
+        self.namespaces = answers.namespaces_of(request)
         self.sequence = 0
         self.provider_id = ""
         self.id = answers.response_id("")
@@ -103,7 +104,7 @@ class Writer:
         part = _fresh(event.part)
         opened = self.open[event.index] = _Open(len(self.parts), part)
         self.parts.append(part)
-        item = answers.output_item(self.id, opened.index, part, done=False)
+        item = answers.output_item(self.id, opened.index, part, self.namespaces, done=False)
         out.append(self._emit("response.output_item.added", output_index=opened.index, item=item))
         if isinstance(part, internal.Text):
             out.append(
@@ -194,7 +195,7 @@ class Writer:
                     part=answers.summary_text(part.text),
                 )
             )
-        item = answers.output_item(self.id, opened.index, part)
+        item = answers.output_item(self.id, opened.index, part, self.namespaces)
         out.append(self._emit("response.output_item.done", output_index=opened.index, item=item))
         return out
 
@@ -228,7 +229,10 @@ class Writer:
         output = (
             None
             if usage is None
-            else [answers.output_item(self.id, i, part) for i, part in enumerate(self.parts)]
+            else [
+                answers.output_item(self.id, i, part, self.namespaces)
+                for i, part in enumerate(self.parts)
+            ]
         )
         return answers.envelope(
             self.id, self.model, self.request, output, None, usage, created_at=self.created_at
