@@ -1,5 +1,6 @@
 """The real Claude Code CLI (`claude -p`) against the gateway and the mock provider:
-a plain prompt, then a turn where Claude Code runs a tool and sends its result back.
+a plain prompt, then a turn where Claude Code runs a tool and sends its result back, and
+examples/gateway/claude-code/settings.json as the only configuration.
 
 Install: `npm install -g @anthropic-ai/claude-code`. Skipped when `claude` is missing,
 except in CI (`CI` set), where a missing CLI fails the run."""
@@ -21,6 +22,9 @@ from tests.factories import make_key
 pytestmark = pytest.mark.claude_code
 
 CLAUDE = shutil.which("claude")
+SETTINGS = (
+    Path(__file__).resolve().parents[2] / "examples" / "gateway" / "claude-code" / "settings.json"
+)
 MISSING = "the Claude Code CLI is not installed (npm install -g @anthropic-ai/claude-code)"
 TIMEOUT = 120
 
@@ -34,25 +38,34 @@ def claude() -> str:
     return CLAUDE
 
 
-def run_claude(claude: str, gateway, token: str, prompt: str, tmp_path: Path, *flags: str) -> dict:
-    done = claude_process(claude, gateway, token, prompt, tmp_path, *flags)
+def run_claude(
+    claude: str, gateway, token: str, prompt: str, tmp_path: Path, *flags: str,
+    settings: dict | None = None,
+) -> dict:  # fmt: skip
+    done = claude_process(claude, gateway, token, prompt, tmp_path, *flags, settings=settings)
     sent = [(r["method"], r["path"], r.get("status")) for r in gateway.upstream_requests()]
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nupstream saw: {sent}"
     return json.loads(done.stdout)
 
 
 def claude_process(
-    claude: str, gateway, token: str, prompt: str, tmp_path: Path, *flags: str
-) -> subprocess.CompletedProcess:
+    claude: str, gateway, token: str, prompt: str, tmp_path: Path, *flags: str,
+    settings: dict | None = None,
+) -> subprocess.CompletedProcess:  # fmt: skip
+    """With `settings`, the gateway's URL and token come from ~/.claude/settings.json alone."""
     home = tmp_path / "home"
     work = tmp_path / "work"
     home.mkdir(exist_ok=True)
     work.mkdir(exist_ok=True)
+    pointing = {"ANTHROPIC_BASE_URL": gateway.url, "ANTHROPIC_API_KEY": token}
+    if settings is not None:
+        (home / ".claude").mkdir(exist_ok=True)
+        (home / ".claude" / "settings.json").write_text(json.dumps(settings))
+        pointing = {}
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
-        "ANTHROPIC_BASE_URL": gateway.url,
-        "ANTHROPIC_API_KEY": token,
+        **pointing,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
@@ -113,6 +126,18 @@ def test_claude_code_runs_a_tool_and_sends_its_result_back(claude, gateway, key,
         if block.get("type") == "tool_result"
     ]
     assert tool_results
+
+
+def test_the_example_settings_point_claude_code_at_the_gateway(claude, gateway, key, tmp_path):
+    gateway_key, token = key
+    settings = json.loads(SETTINGS.read_text())
+    assert settings["env"]["ANTHROPIC_AUTH_TOKEN"].startswith("gw_")
+    settings["env"].update(ANTHROPIC_BASE_URL=gateway.url, ANTHROPIC_AUTH_TOKEN=token)
+    result = run_claude(claude, gateway, token, "Say hello to Metis", tmp_path, settings=settings)
+    assert result["is_error"] is False
+    assert "Hello from mock" in result["result"]
+    calls = calls_of(gateway, gateway_key.id)
+    assert calls and all(c["status"] == 200 for c in calls)
 
 
 def test_claude_code_stops_at_once_on_a_spent_budget(claude, gateway, key, tmp_path):
