@@ -180,10 +180,16 @@ def _rows(qs: Any, dim_exprs: dict[str, Any], sums: dict[str, Any]) -> list[dict
 
 
 def aggregate(
-    viewer: Viewer, scope: Scope, dims: tuple[str, ...] = (), *, latency: bool = False
+    viewer: Viewer,
+    scope: Scope,
+    dims: tuple[str, ...] = (),
+    *,
+    latency: bool = False,
+    where: Q | None = None,
 ) -> tuple[dict[tuple, Agg], bool]:
-    """Sums per group of `dims` over the scope; returns (groups, exact_percentiles)."""
-    base = viewer.q() & scope.q()
+    """Sums per group of `dims` over the scope, narrowed by `where` (a condition on the
+    columns `Call` and the rollups share); returns (groups, exact_percentiles)."""
+    base = viewer.q() & scope.q() & (where or Q())
     # Exact percentiles read every call's latency: for short windows, and not per hour or
     # day (truncating each call's timestamp costs more than the histogram's precision).
     time_dims = "hour" in dims or "day" in dims
