@@ -203,15 +203,15 @@ def postgres_sizes(calls: int) -> dict[str, float]:
     """Bytes per call of each table, its indexes and TOAST included."""
     from django.db import connection
 
-    from bench.pg_fill import TABLES
+    from bench.pg_fill import NARROW, TABLES
 
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)",
-            [list(TABLES)],
+            [[*TABLES, *NARROW]],
         )
         sizes = dict(cursor.fetchall())
-    per_call = {table: sizes.get(table, 0) / calls for table in TABLES}
+    per_call = {table: sizes.get(table, 0) / calls for table in (*TABLES, *NARROW)}
     per_call["total"] = sum(per_call.values())
     per_call["without events"] = per_call["total"] - per_call["events"]
     for what, value in per_call.items():
