@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -263,8 +263,9 @@ def by_team(viewer: Viewer, scope: Scope) -> list[dict]:
     quotas = list(Quota.objects.filter(team__name__in=names).select_related("team"))
     now = timezone.now()
     known = statuses(quotas, now)
+    by_team_name = _grouped(quotas, lambda q: q.team.name)
     for row in rows:
-        row["quota"] = summary([q for q in quotas if q.team.name == row["team"]], now, known)
+        row["quota"] = summary(by_team_name.get(row["team"], []), now, known)
     members = [m for row in rows for m in row["by_user"]]
     for member, quota in zip(members, user_quotas(viewer, members, now), strict=True):
         member["quota"] = quota
@@ -290,9 +291,8 @@ def user_quotas(viewer: Viewer, rows: list[dict], now: datetime) -> list[dict | 
         visible = {viewer.user, *teams.values_list("user__username", flat=True)}
         quotas = [q for q in quotas if q.user.username in visible]
     known = statuses(quotas, now)
-    summaries = {
-        name: summary([q for q in quotas if q.user.username == name], now, known) for name in names
-    }
+    by_name = _grouped(quotas, lambda q: q.user.username)
+    summaries = {name: summary(by_name.get(name, []), now, known) for name in names}
     return [summaries.get(row["user"]) for row in rows]
 
 
@@ -304,9 +304,18 @@ def by_key(viewer: Viewer, scope: Scope) -> list[dict]:
     quotas = list(Quota.objects.filter(key_id__in=ids))
     now = timezone.now()
     known = statuses(quotas, now)
+    by_key_id = _grouped(quotas, lambda q: q.key_id)
     for row in rows:
-        row["quota"] = summary([q for q in quotas if q.key_id == row["gateway_key_id"]], now, known)
+        row["quota"] = summary(by_key_id.get(row["gateway_key_id"], []), now, known)
     return rows
+
+
+def _grouped(quotas: list[Quota], key: Callable[[Quota], str | None]) -> dict:
+    """The quotas by `key`, in their order (rows look theirs up; no scan per row)."""
+    grouped: dict[str | None, list[Quota]] = defaultdict(list)
+    for quota in quotas:
+        grouped[key(quota)].append(quota)
+    return grouped
 
 
 def sees_whole_team(viewer: Viewer, team: str) -> bool:
