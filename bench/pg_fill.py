@@ -300,7 +300,9 @@ SELECT date_trunc('hour', "timestamp"), {_GROUP}, count(*),
   sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
   sum(reasoning_tokens), coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL),
   max("timestamp"), {", ".join(f"count(*) FILTER (WHERE b = {i})" for i in range(40))}
-FROM (SELECT *, {_bucket("latency_ms")} AS b FROM analytics_call) c
+FROM (SELECT "timestamp", {_GROUP}, status, error_class, input_tokens, output_tokens,
+        cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd,
+        {_bucket("latency_ms")} AS b FROM analytics_call) c
 GROUP BY 1, {_GROUP} ORDER BY 1
 """
 
