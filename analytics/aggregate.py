@@ -5,7 +5,11 @@ latency bucket and a window's edges mean the same everywhere.
 
 A window is cut at hour and UTC-day boundaries (`segments`): whole days are read from
 `CallDay`, whole hours from `CallHour`, the partial hours at either edge from `Call`, so
-totals are exact at the edges without scanning a month of calls. Latency percentiles are
+totals are exact at the edges without scanning a month of calls. Whole hours and days
+come from the narrowest rollup that holds every column the read groups or filters by
+(`models.GRAINS`: totals and per-model reads from `ModelHour`/`ModelDay`, per-key,
+per-account and per-team reads from `KeyDay`), so a busy gateway's thousands of keys
+cost the reads that need them only. Latency percentiles are
 exact (from `Call`) for windows of 24 hours or less; for longer windows they come from
 the rollups' log-bucket histogram and are approximate to the bucket (buckets are a
 factor √2 wide; the value is interpolated linearly within its bucket).
@@ -25,7 +29,7 @@ from django.db.models import Case, Count, F, IntegerField, Max, Q, Sum, Value, W
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from analytics.models import LATENCY_BUCKETS, Call, CallDay, CallHour
+from analytics.models import GRAINS, LATENCY_BUCKETS, Call, Grain
 from analytics.scope import Scope, Viewer
 
 EXACT_PERCENTILES_UP_TO = timedelta(hours=24)
@@ -173,6 +177,22 @@ def segments(start: datetime, end: datetime, *, days: bool = True) -> list[Part]
     return [(source, a, b) for source, a, b in parts if a < b]
 
 
+def grain_for(dims: tuple[str, ...], condition: Q) -> Grain:
+    """The narrowest grain with every column that `dims` group by and `condition` reads."""
+    needed = {_COLUMN[d] for d in dims if d not in ("day", "hour")} | _columns(condition)
+    return next(g for g in GRAINS if needed <= set(g.group))
+
+
+def _columns(condition: Q) -> set[str]:
+    found: set[str] = set()
+    for child in condition.children:
+        if isinstance(child, Q):
+            found |= _columns(child)
+        else:
+            found.add(child[0].split("__")[0])
+    return found - {"pk", "id"}
+
+
 def _rows(qs: Any, dim_exprs: dict[str, Any], sums: dict[str, Any]) -> list[dict]:
     if not dim_exprs:  # .values() with no fields would group by every column
         return [qs.aggregate(**sums)]
@@ -180,10 +200,16 @@ def _rows(qs: Any, dim_exprs: dict[str, Any], sums: dict[str, Any]) -> list[dict
 
 
 def aggregate(
-    viewer: Viewer, scope: Scope, dims: tuple[str, ...] = (), *, latency: bool = False
+    viewer: Viewer,
+    scope: Scope,
+    dims: tuple[str, ...] = (),
+    *,
+    latency: bool = False,
+    where: Q | None = None,
 ) -> tuple[dict[tuple, Agg], bool]:
-    """Sums per group of `dims` over the scope; returns (groups, exact_percentiles)."""
-    base = viewer.q() & scope.q()
+    """Sums per group of `dims` over the scope, narrowed by `where` (a condition on the
+    columns `Call` and the rollups share); returns (groups, exact_percentiles)."""
+    base = viewer.q() & scope.q() & (where or Q())
     # Exact percentiles read every call's latency: for short windows, and not per hour or
     # day (truncating each call's timestamp costs more than the histogram's precision).
     time_dims = "hour" in dims or "day" in dims
@@ -192,6 +218,7 @@ def aggregate(
     utc = timezone.get_current_timezone_name() in ("UTC", "Etc/UTC")
     use_days = "hour" not in dims and ("day" not in dims or utc)
     parts = segments(scope.start, scope.end, days=use_days)
+    grain = grain_for(dims, base)
     groups: dict[tuple, Agg] = defaultdict(Agg)
     dim_calls = {f"g_{d}": _dimension(d, "timestamp") for d in dims}
     for source, a, b in parts:
@@ -200,7 +227,7 @@ def aggregate(
             rows = _rows(qs, dim_calls, CALL_SUMS)
             lat: dict[str, Any] = {}
         else:
-            model, column = (CallHour, "hour") if source == "hour" else (CallDay, "day")
+            model, column = (grain.hour, "hour") if source == "hour" else (grain.day, "day")
             qs = model.objects.filter(base, **{f"{column}__gte": a, f"{column}__lt": b})
             lat = {f"s_{c}": Sum(c) for c in LAT_COLUMNS} if latency and not exact else {}
             dim_exprs = {f"g_{d}": _dimension(d, column) for d in dims}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -44,20 +46,56 @@ def spend(scope: str, scope_id: str, start: datetime) -> Decimal:
 
 def usage(scope: str, scope_id: str, start: datetime) -> tuple[Decimal, int]:
     """`spend`, and the calls in it with no known price (they count $0 against a cap)."""
+    return usages([(scope, scope_id, start)])[(scope, scope_id, start)]
+
+
+Wanted = tuple[str, str, datetime]  # (scope, scope id, period start), as `usage` takes them
+
+
+def usages(wanted: Iterable[Wanted]) -> dict[Wanted, tuple[Decimal, int]]:
+    """`usage` of many scopes at once: per period start, one read grouped by team and
+    one by key (a user's spend is their keys'), whatever the number of quotas, so a
+    page of budgets costs a few queries rather than a few per quota."""
+    wanted = set(wanted)
+    usernames = {scope_id for scope, scope_id, _ in wanted if scope == "user"}
+    owned: dict[str, list[str]] = defaultdict(list)
+    for username, key_id in GatewayKey.objects.filter(user__username__in=usernames).values_list(
+        "user__username", "id"
+    ):
+        owned[username].append(key_id)
     now = timezone.now()
-    if scope == "user":
-        keys = GatewayKey.objects.filter(user__username=scope_id).values_list("id", flat=True)
-        windows = [Scope(start=start, end=now, gateway_key=key_id) for key_id in keys]
-    elif scope == "key":
-        windows = [Scope(start=start, end=now, gateway_key=scope_id)]
-    else:
-        windows = [Scope(start=start, end=now, team=scope_id)]
-    total, unpriced = Decimal(0), 0
-    for window in windows:
-        groups, _ = aggregate(EVERYONE, window)
-        total += sum((money(g.sums["cost_usd"]) for g in groups.values()), Decimal(0))
-        unpriced += sum(g.sums["unpriced_calls"] for g in groups.values())
-    return total, unpriced
+    result: dict[Wanted, tuple[Decimal, int]] = {}
+    for start in {start for _, _, start in wanted}:
+        ids = {scope: {i for s, i, t in wanted if s == scope and t == start}
+               for scope in ("team", "user", "key")}  # fmt: skip
+        keys = ids["key"] | {k for user in ids["user"] for k in owned[user]}
+        window = Scope(start=start, end=now)
+        teams = _sums(window, "team", ids["team"])
+        per_key = _sums(window, "gateway_key_id", keys)
+        zero = (Decimal(0), 0)
+        for team in ids["team"]:
+            result["team", team, start] = teams.get(team, zero)
+        for key_id in ids["key"]:
+            result["key", key_id, start] = per_key.get(key_id, zero)
+        for user in ids["user"]:
+            sums = [per_key.get(k, zero) for k in owned[user]]
+            result["user", user, start] = (
+                sum((s[0] for s in sums), Decimal(0)),
+                sum(s[1] for s in sums),
+            )
+    return result
+
+
+def _sums(window: Scope, column: str, values: set[str]) -> dict[str, tuple[Decimal, int]]:
+    """{value: (spend, unpriced calls)} of the calls whose `column` is one of `values`."""
+    if not values:
+        return {}
+    where = Q(**{f"{column}__in": sorted(values)})
+    groups, _ = aggregate(EVERYONE, window, (column,), where=where)
+    return {
+        key: (money(agg.sums["cost_usd"]), agg.sums["unpriced_calls"])
+        for (key,), agg in groups.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -82,8 +120,25 @@ class QuotaStatus:
 
 
 def status(quota: Quota, now: datetime) -> QuotaStatus:
-    start, end = period_bounds(quota.period, now)
-    spent, unpriced = usage(*scope_of(quota), start)
+    return statuses([quota], now)[quota.pk]
+
+
+def statuses(quotas: Iterable[Quota], now: datetime) -> dict[int, QuotaStatus]:
+    """{quota id: its status}, their spends read together (`usages`)."""
+    quotas = list(quotas)
+    periods = {quota.pk: period_bounds(quota.period, now) for quota in quotas}
+    used = usages((*scope_of(quota), periods[quota.pk][0]) for quota in quotas)
+    found = {}
+    for quota in quotas:
+        start, end = periods[quota.pk]
+        found[quota.pk] = _status(quota, now, start, end, *used[(*scope_of(quota), start)])
+    return found
+
+
+def _status(
+    quota: Quota, now: datetime, start: datetime, end: datetime | None, spent: Decimal,
+    unpriced: int,
+) -> QuotaStatus:  # fmt: skip
     soft, hard = quota.soft_cap_usd, quota.hard_cap_usd
     if hard is not None and spent >= hard:
         state = "hard"
@@ -115,23 +170,27 @@ def projected(spent: Decimal, start: datetime, end: datetime | None, now: dateti
 STATE_LABELS = {"ok": "ok", "soft": "over soft cap", "hard": "at hard cap"}
 
 
-def summary(quotas: list[Quota], now: datetime) -> dict | None:
-    """Where a team's or a user's quotas stand together: the most serious state first."""
+def summary(
+    quotas: list[Quota], now: datetime, known: dict[int, QuotaStatus] | None = None
+) -> dict | None:
+    """Where a team's or a user's quotas stand together: the most serious state first.
+    `known`: their statuses, when read with others' (`statuses`)."""
     if not quotas:
         return None
-    statuses = [(quota, status(quota, now)) for quota in quotas]
-    worst = next(s for s in ("hard", "soft", "ok") if any(st.state == s for _, st in statuses))
+    known = known if known is not None else statuses(quotas, now)
+    statuses_ = [(quota, known[quota.pk]) for quota in quotas]
+    worst = next(s for s in ("hard", "soft", "ok") if any(st.state == s for _, st in statuses_))
     details = [
         {"period": quota.period, "soft_cap_usd": quota.soft_cap_usd,
          "hard_cap_usd": quota.hard_cap_usd, **st.as_dict()}
-        for quota, st in statuses
+        for quota, st in statuses_
     ]  # fmt: skip
     first = details[0]
     cap = first["hard_cap_usd"] if first["hard_cap_usd"] is not None else first["soft_cap_usd"]
     shown = f"${first['spent_usd']:.2f} of ${cap:.2f} {first['period']}" if cap is not None else ""
     label = " · ".join(part for part in (STATE_LABELS[worst], shown) if part)
     # The bar shows the fullest budget: the one nearest to stopping or alerting.
-    percents = [st.percent for _, st in statuses if st.percent is not None]
+    percents = [st.percent for _, st in statuses_ if st.percent is not None]
     return {"state": worst, "label": label, "quotas": details,
             "percent": max(percents) if percents else None}  # fmt: skip
 
@@ -172,8 +231,10 @@ def strip(viewer: Viewer, scope: Scope, now: datetime) -> list[dict]:
     """The Cost tab's budget strip: each visible quota's period spend against its cap,
     the pace to the period's end, and when it resets; fullest first."""
     cards = []
-    for quota in visible_quotas(viewer, scope):
-        st = status(quota, now)
+    quotas = visible_quotas(viewer, scope)
+    known = statuses(quotas, now)
+    for quota in quotas:
+        st = known[quota.pk]
         kind, scope_id = scope_of(quota)
         name = quota.key.name if kind == "key" else scope_id
         cards.append({
@@ -200,10 +261,12 @@ def by_team(viewer: Viewer, scope: Scope) -> list[dict]:
     (staff, local mode, its budget owners) get it."""
     rows = queries.by_team(viewer, scope)
     names = [row["team"] for row in rows if row["team"] and sees_whole_team(viewer, row["team"])]
-    quotas = Quota.objects.filter(team__name__in=names).select_related("team")
+    quotas = list(Quota.objects.filter(team__name__in=names).select_related("team"))
     now = timezone.now()
+    known = statuses(quotas, now)
+    by_team_name = _grouped(quotas, lambda q: q.team.name)
     for row in rows:
-        row["quota"] = summary([q for q in quotas if q.team.name == row["team"]], now)
+        row["quota"] = summary(by_team_name.get(row["team"], []), now, known)
     members = [m for row in rows for m in row["by_user"]]
     for member, quota in zip(members, user_quotas(viewer, members, now), strict=True):
         member["quota"] = quota
@@ -228,9 +291,9 @@ def user_quotas(viewer: Viewer, rows: list[dict], now: datetime) -> list[dict | 
         teams = TeamMembership.objects.filter(team__name__in=viewer.team_names)
         visible = {viewer.user, *teams.values_list("user__username", flat=True)}
         quotas = [q for q in quotas if q.user.username in visible]
-    summaries = {
-        name: summary([q for q in quotas if q.user.username == name], now) for name in names
-    }
+    known = statuses(quotas, now)
+    by_name = _grouped(quotas, lambda q: q.user.username)
+    summaries = {name: summary(by_name.get(name, []), now, known) for name in names}
     return [summaries.get(row["user"]) for row in rows]
 
 
@@ -241,9 +304,19 @@ def by_key(viewer: Viewer, scope: Scope) -> list[dict]:
     ids = [row["gateway_key_id"] for row in rows if row["gateway_key_id"]]
     quotas = list(Quota.objects.filter(key_id__in=ids))
     now = timezone.now()
+    known = statuses(quotas, now)
+    by_key_id = _grouped(quotas, lambda q: q.key_id)
     for row in rows:
-        row["quota"] = summary([q for q in quotas if q.key_id == row["gateway_key_id"]], now)
+        row["quota"] = summary(by_key_id.get(row["gateway_key_id"], []), now, known)
     return rows
+
+
+def _grouped(quotas: list[Quota], key: Callable[[Quota], str | None]) -> dict:
+    """The quotas by `key`, in their order (rows look theirs up; no scan per row)."""
+    grouped: dict[str | None, list[Quota]] = defaultdict(list)
+    for quota in quotas:
+        grouped[key(quota)].append(quota)
+    return grouped
 
 
 def sees_whole_team(viewer: Viewer, team: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import models
@@ -112,20 +113,17 @@ ROLLUP_GROUP = (
 )  # fmt: skip
 CALL_HOUR_GROUP = ("hour", *ROLLUP_GROUP)
 CALL_DAY_GROUP = ("day", *ROLLUP_GROUP)
+# The narrower rollups' groups (a key's workspace and team are the key's own, so the key
+# grain is as narrow as keys × labels; the model grain drops every identity but the team).
+KEY_GROUP = ("gateway_key_id", "user", "team", "workspace", "inbound_shape")
+MODEL_GROUP = ("team", "provider", "model", "inbound_shape")
 
 
-class Rollup(models.Model):
-    """Sums of `Call` per period and (key, user, team, workspace, provider, model,
-    inbound shape), upserted by the event writer in the events' transaction and
-    rebuildable from the events (`metis manage rebuild_rollups`)."""
+class Sums(models.Model):
+    """What every rollup keeps per period and group: sums of `Call`, the latency
+    histogram, the latest call. Upserted by the event writer in the events' transaction
+    and rebuildable from the events (`metis manage rebuild_rollups`)."""
 
-    gateway_key_id = models.CharField(max_length=32, blank=True, default="")
-    user = models.CharField(max_length=200, blank=True, default="")
-    team = models.CharField(max_length=100, blank=True, default="")
-    workspace = models.CharField(max_length=1024, blank=True, default="")
-    provider = models.CharField(max_length=100, blank=True, default="")
-    model = models.CharField(max_length=200, blank=True, default="")
-    inbound_shape = models.CharField(max_length=20, blank=True, default="")
     calls = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
     cancelled = models.BigIntegerField(default=0)
@@ -140,6 +138,26 @@ class Rollup(models.Model):
     locals().update(
         {f"lat_{i:02d}": models.BigIntegerField(default=0) for i in range(LATENCY_BUCKETS)}
     )
+
+    class Meta:
+        abstract = True
+
+
+def _text(max_length: int) -> models.CharField:
+    return models.CharField(max_length=max_length, blank=True, default="")
+
+
+class Rollup(Sums):
+    """Sums of `Call` per period and (key, user, team, workspace, provider, model,
+    inbound shape)."""
+
+    gateway_key_id = _text(32)
+    user = _text(200)
+    team = _text(100)
+    workspace = _text(1024)
+    provider = _text(100)
+    model = _text(200)
+    inbound_shape = _text(20)
 
     class Meta:
         abstract = True
@@ -181,3 +199,84 @@ class CallDay(Rollup):
 
     def __str__(self) -> str:
         return f"{self.day:%Y-%m-%d} {self.model}: {self.calls} calls"
+
+
+class KeyDay(Sums):
+    """`CallDay` without the provider and model: the per-key, per-account and per-team
+    views and budgets read long windows from here, a fraction of `CallDay`'s rows."""
+
+    day = models.DateTimeField()
+    gateway_key_id = _text(32)
+    user = _text(200)
+    team = _text(100)
+    workspace = _text(1024)
+    inbound_shape = _text(20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", *KEY_GROUP], name="keyday_group_unique")
+        ]
+        indexes = [
+            models.Index(fields=["gateway_key_id", "day"], name="keyday_key_day"),
+            models.Index(fields=["team", "day"], name="keyday_team_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.gateway_key_id}: {self.calls} calls"
+
+
+class ModelHour(Sums):
+    """`CallHour` per team, provider, model and inbound shape only: totals and the
+    per-model, per-provider, per-team and over-time views read from here (a few dozen
+    rows an hour, whatever the number of keys)."""
+
+    hour = models.DateTimeField()
+    team = _text(100)
+    provider = _text(100)
+    model = _text(200)
+    inbound_shape = _text(20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", *MODEL_GROUP], name="modelhour_group_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.model}: {self.calls} calls"
+
+
+class ModelDay(Sums):
+    """`CallDay` per team, provider, model and inbound shape only (as `ModelHour`)."""
+
+    day = models.DateTimeField()
+    team = _text(100)
+    provider = _text(100)
+    model = _text(200)
+    inbound_shape = _text(20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", *MODEL_GROUP], name="modelday_group_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.model}: {self.calls} calls"
+
+
+@dataclass(frozen=True)
+class Grain:
+    """A rollup's group and its tables per hour and per UTC day."""
+
+    group: tuple[str, ...]
+    hour: type[Sums]
+    day: type[Sums]
+
+
+# Narrowest first: a read takes the first grain holding every column it groups or
+# filters by. No hourly key grain: within an hour nearly every call of a busy gateway
+# has a (key, model) of its own, so it would be as large as `CallHour`.
+GRAINS = (
+    Grain(MODEL_GROUP, ModelHour, ModelDay),
+    Grain(KEY_GROUP, CallHour, KeyDay),
+    Grain(ROLLUP_GROUP, CallHour, CallDay),
+)

@@ -1,9 +1,9 @@
-"""Typed rows and hourly rollups from `llm.call_completed` events.
+"""Typed rows and hourly and daily rollups from `llm.call_completed` events.
 
 The event writer (`analytics/writer.py`) calls `record()` in the transaction that inserts
-the events, so `Call`, `CallHour` and `CallDay` never disagree with `events`; `rebuild()` makes
-both again from the events (`metis manage rebuild_rollups`). Nothing is written here
-that is not in an event.
+the events, so `Call` and the rollups (`CallHour`, `CallDay` and their narrower grains,
+`models.GRAINS`) never disagree with `events`; `rebuild()` makes them again from the
+events (`metis manage rebuild_rollups`). Nothing is written here that is not in an event.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from django.db import connection
 
 from analytics.aggregate import CANCELLED, latency_bucket
 from analytics.models import (
-    CALL_DAY_GROUP,
-    CALL_HOUR_GROUP,
+    GRAINS,
     LATENCY_BUCKETS,
+    ROLLUP_GROUP,
     Call,
-    CallDay,
-    CallHour,
     Event,
     to_units,
 )
@@ -126,21 +124,33 @@ def rows_from_events(events: Iterable[EventRow]) -> Rollup:
 
 def days_of(hours: dict[tuple, list]) -> dict[tuple, list]:
     """The hour rows merged into UTC days (same group, sums added, latest call kept)."""
-    days: dict[tuple, list] = {}
-    for (hour, *group), sums in hours.items():
-        key = (hour.replace(hour=0), *group)
-        merged = days.get(key)
-        if merged is None:
-            days[key] = list(sums)
+    return _merged(hours, lambda hour, group: (hour.replace(hour=0), *group))
+
+
+def narrowed(hours: dict[tuple, list], group: tuple[str, ...]) -> dict[tuple, list]:
+    """The hour rows merged into a narrower group (a grain's: `models.GRAINS`)."""
+    if group == ROLLUP_GROUP:
+        return hours
+    kept = [ROLLUP_GROUP.index(column) for column in group]
+    return _merged(hours, lambda hour, values: (hour, *(values[i] for i in kept)))
+
+
+def _merged(rows: dict[tuple, list], key_of) -> dict[tuple, list]:
+    merged: dict[tuple, list] = {}
+    for (moment, *group), sums in rows.items():
+        key = key_of(moment, group)
+        into = merged.get(key)
+        if into is None:
+            merged[key] = list(sums)
             continue
         for i in range(len(sums) - 1):
-            merged[i] += sums[i]
-        merged[-1] = max(merged[-1], sums[-1])
-    return days
+            into[i] += sums[i]
+        into[-1] = max(into[-1], sums[-1])
+    return merged
 
 
 def write_rollups(cursor: Any, rollup: Rollup) -> None:
-    """Insert the `Call` rows and upsert the `CallHour` and `CallDay` sums (SQLite and
+    """Insert the `Call` rows and upsert every grain's hour and day sums (SQLite and
     PostgreSQL alike: INSERT … ON CONFLICT … DO UPDATE)."""
     ops = connection.ops
     if rollup.calls:
@@ -152,9 +162,17 @@ def write_rollups(cursor: Any, rollup: Rollup) -> None:
             f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
             [(r[0], ops.adapt_datetimefield_value(r[1]), *r[2:]) for r in rollup.calls],
         )
-    if rollup.hours:
-        _upsert(cursor, CallHour._meta.db_table, CALL_HOUR_GROUP, rollup.hours)
-        _upsert(cursor, CallDay._meta.db_table, CALL_DAY_GROUP, days_of(rollup.hours))
+    if not rollup.hours:
+        return
+    done = set()
+    # Widest first: an hourly table a narrower grain borrows (the key grain's) is written
+    # once, with the group it was made for.
+    for grain in reversed(GRAINS):
+        hours = narrowed(rollup.hours, grain.group)
+        if grain.hour not in done:
+            _upsert(cursor, grain.hour._meta.db_table, ("hour", *grain.group), hours)
+            done.add(grain.hour)
+        _upsert(cursor, grain.day._meta.db_table, ("day", *grain.group), days_of(hours))
 
 
 def _upsert(cursor: Any, table_name: str, group: tuple[str, ...], rows: dict[tuple, list]) -> None:
@@ -184,6 +202,31 @@ def _upsert(cursor: Any, table_name: str, group: tuple[str, ...], rows: dict[tup
     )  # fmt: skip
 
 
+def refill_narrow_grains() -> None:
+    """Sum the narrower grains' tables again from `CallHour` and `CallDay` (after rows
+    of the full grain were moved or deleted by hand, as the demo's backdating does)."""
+    full = next(grain for grain in GRAINS if grain.group == ROLLUP_GROUP)
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for grain in GRAINS:
+            if grain.group == ROLLUP_GROUP:
+                continue
+            for column, narrow, source in (("hour", grain.hour, full.hour),
+                                           ("day", grain.day, full.day)):  # fmt: skip
+                if narrow is source:
+                    continue
+                group = ", ".join(q(c) for c in (column, *grain.group))
+                counters = (*HOUR_SUMS, *LAT_COLUMNS)
+                sums = ", ".join(f"SUM({q(c)})" for c in counters)
+                cursor.execute(f"DELETE FROM {q(narrow._meta.db_table)}")
+                cursor.execute(
+                    f"INSERT INTO {q(narrow._meta.db_table)} ({group}, "
+                    f"{', '.join(q(c) for c in counters)}, {q('last_call_at')}) "
+                    f"SELECT {group}, {sums}, MAX({q('last_call_at')}) "
+                    f"FROM {q(source._meta.db_table)} GROUP BY {group}"
+                )
+
+
 def record(events: Sequence[EventRow]) -> None:
     """Rows for the events not recorded before (a spooled batch may be written twice);
     call inside the transaction that inserts the events."""
@@ -200,7 +243,7 @@ def record(events: Sequence[EventRow]) -> None:
 
 
 def rebuild(*, chunk: int = 5000) -> int:
-    """Make `Call`, `CallHour` and `CallDay` again from the events; returns the calls written.
+    """Make `Call` and every rollup again from the events; returns the calls written.
     Run inside a transaction (the management command does). Rows older than the oldest
     kept event (pruned, analytics.retention) are kept as they are: only whole UTC days
     from that event's on are rebuilt."""
@@ -215,8 +258,9 @@ def rebuild(*, chunk: int = 5000) -> int:
     since = datetime.fromtimestamp(first / 1_000_000, tz=UTC).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
-    CallDay.objects.filter(day__gte=since).delete()
-    CallHour.objects.filter(hour__gte=since).delete()
+    for grain in GRAINS:
+        grain.hour.objects.filter(hour__gte=since).delete()
+        grain.day.objects.filter(day__gte=since).delete()
     Call.objects.filter(timestamp__gte=since).delete()
     written, after = 0, ""
     rows = Event.objects.filter(type=CALL_COMPLETED).order_by("id")

@@ -30,6 +30,11 @@ FILTERS = ("team", "user", "gateway_key", "label", "workspace")
 # The partials a swap may ask for by its target id (django-template-partials names).
 PARTIALS = ("dashboard-panel", "identity-tables")
 PAGE_SIZE = 50
+# Rows each identity table renders (in its sort order; the CSV has them all) and budget
+# cards the strip shows (the fullest): a company's 2,000 keys are no page to read, and
+# rendering them took seconds.
+TABLE_ROWS = 50
+STRIP_CARDS = 12
 
 
 def default_window(viewer: Viewer) -> str:
@@ -111,7 +116,8 @@ def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     return {
         "totals": by_model["totals"],
         "models": by_model["groups"],
-        "strip": strip,
+        "strip": strip[:STRIP_CARDS],
+        "strip_more": max(len(strip) - STRIP_CARDS, 0),
         "budget_events": budget_events.recent(viewer, now),
         "chart": charts.cost_chart(points, scope.start, scope.end, bucket, chart_quota),
     }
@@ -163,9 +169,11 @@ def identity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict
         "view": view,
         "sorts": SORTS,
         "sort": sort,
-        "teams": teams,
-        "users": users,
-        "keys": keys,
+        "sort_label": SORTS[sort],
+        "teams": teams[:TABLE_ROWS],
+        "users": users[:TABLE_ROWS],
+        "keys": keys[:TABLE_ROWS],
+        "counts": {"teams": len(teams), "users": len(users), "keys": len(keys)},
         "top_team": callout(teams, "team"),
         "top_user": callout(users, "user"),
         "top_key": callout(keys, "gateway_key_id"),

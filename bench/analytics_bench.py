@@ -1,13 +1,25 @@
-"""How fast the analytics API answers over 1,000,000 calls in SQLite.
+"""How fast the analytics API answers over 1,000,000 calls in SQLite, or 10,000,000 in
+PostgreSQL.
 
     uv run python bench/analytics_bench.py [--calls 1000000] [--runs 7] [--home DIR]
+    uv run python bench/analytics_bench.py --database-url postgres://postgres@127.0.0.1:5432/metis_bench10m
 
-Fills a fresh METIS_HOME (a temporary directory unless --home names an existing one)
-with `llm.call_completed` events spread over the last 30 days, written through the
+SQLite: fills a fresh METIS_HOME (a temporary directory unless --home names an existing
+one) with `llm.call_completed` events spread over the last 30 days, written through the
 event writer's own path (`insert_events` + `record_calls` in one transaction, in
-batches), then times every analytics endpoint in-process (Django's test client, local
-mode) and prints the p50 of several runs. Target: every endpoint within 200 ms.
-Results also go to bench/results/analytics.json.
+batches).
+
+PostgreSQL (--database-url; the database is created if missing, and filled only if it
+holds no calls, so a second run only times): 10,000,000 calls by default over the last
+365 days from 2,000 keys, 500 users and 50 teams with their quotas, made by PostgreSQL
+itself (bench/pg_fill.py: the calls, the hourly and daily rollups summed from them, and
+the raw events of the last --event-days days only, as METIS_EVENT_RETENTION_DAYS would
+keep them), then checked (rollups against calls) and measured (bytes per call).
+
+Either way it then times every analytics endpoint in-process (Django's test client,
+local mode), each warmed once, and prints the p50 of several runs. Target: every
+endpoint within 200 ms. Results also go to bench/results/analytics.json (or
+analytics-postgres.json).
 """
 
 from __future__ import annotations
@@ -37,9 +49,13 @@ MODELS = [
 TARGET_MS = 200
 
 
-def setup(home: Path) -> None:
+def setup(home: Path, database_url: str | None = None) -> None:
     os.environ["METIS_HOME"] = str(home)
-    os.environ.pop("DATABASE_URL", None)
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+        create_database(database_url)
+    else:
+        os.environ.pop("DATABASE_URL", None)
     os.environ["METIS_LOCAL_MODE"] = "1"
     os.environ.setdefault("METIS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis_site.settings")
@@ -49,6 +65,21 @@ def setup(home: Path) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+def create_database(url: str) -> None:
+    """CREATE DATABASE for the URL's name, unless it exists (through the server's
+    `postgres` database, with the URL's credentials)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def fill(calls: int, *, batch: int = 5000, seed: int = 1) -> float:
@@ -62,14 +93,14 @@ def fill(calls: int, *, batch: int = 5000, seed: int = 1) -> float:
     from analytics.writer import PendingEvent, insert_events, record_calls
 
     rng = random.Random(seed)
-    teams = [f"team-{t}" for t in range(8)]
+    teams = [f"team-{t:02d}" for t in range(8)]
     # Like real keys: each used by one client shape, with two or three models, mostly
     # under its owner's name and sometimes under one agent label.
     keys = []
     for k in range(40):
         shape = "anthropic" if k % 10 < 7 else "openai"
         models = rng.sample(MODELS, 3) if k % 4 == 0 else rng.sample(MODELS, 2)
-        keys.append((f"gk_bench{k:04d}", f"key-{k}", f"dev-{k}", teams[k % len(teams)], shape,
+        keys.append((f"gk_bench{k:04d}", f"key-{k}", f"dev-{k:03d}", teams[k % len(teams)], shape,
                      models))  # fmt: skip
     now_us = int(time.time() * 1_000_000)
     span_us = 30 * 86400 * 1_000_000
@@ -128,28 +159,34 @@ def fill(calls: int, *, batch: int = 5000, seed: int = 1) -> float:
 
 
 def requests() -> list[str]:
-    out = [f"/analytics/cost?window={w}" for w in ("1h", "24h", "7d", "30d")]
+    out = [f"/analytics/cost?window={w}" for w in
+           ("1h", "24h", "7d", "30d", "this_month", "last_month")]  # fmt: skip
     out += [f"/analytics/cost?window=30d&group_by={g}" for g in
-            ("model", "key", "user", "team", "workspace", "provider", "day")]  # fmt: skip
+            ("model", "key", "user", "label", "team", "workspace", "provider", "day")]  # fmt: skip
     out += [
         "/analytics/cost?window=7d&group_by=hour",
         "/analytics/cost?window=24h&group_by=hour",
         "/analytics/cost?window=24h&group_by=model",
-        "/analytics/cost?window=7d&team=team-3",
+        "/analytics/cost?window=7d&team=team-03",
+        "/analytics/cost?window=30d&user=dev-003&group_by=model",
     ]
     for path in ("by_key", "by_user", "by_team"):
-        out += [f"/analytics/{path}?window=24h", f"/analytics/{path}?window=30d"]
+        out += [f"/analytics/{path}?window={w}" for w in ("24h", "30d", "this_month")]
     out += ["/analytics/activity?window=30d", "/analytics/activity?window=30d&page=20",
-            "/analytics/activity?window=24h&user=dev-3"]  # fmt: skip
+            "/analytics/activity?window=24h&user=dev-003",
+            "/analytics/activity?window=30d&team=team-03&page_size=500"]  # fmt: skip
     return out
 
 
-def time_endpoints(runs: int) -> dict[str, float]:
+def time_endpoints(urls: list[str], runs: int) -> dict[str, float]:
+    """p50 of `runs` timed requests per URL, after one untimed (warm) request."""
     from django.test import Client
 
     client = Client(SERVER_NAME="127.0.0.1")
     results = {}
-    for url in requests():
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.content[:200])
         timings = []
         for _ in range(runs):
             started = time.perf_counter()
@@ -162,28 +199,71 @@ def time_endpoints(runs: int) -> dict[str, float]:
     return results
 
 
+def postgres_sizes(calls: int) -> dict[str, float]:
+    """Bytes per call of each table, its indexes and TOAST included."""
+    from django.db import connection
+
+    from bench.pg_fill import NARROW, TABLES
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)",
+            [[*TABLES, *NARROW]],
+        )
+        sizes = dict(cursor.fetchall())
+    per_call = {table: sizes.get(table, 0) / calls for table in (*TABLES, *NARROW)}
+    per_call["total"] = sum(per_call.values())
+    per_call["without events"] = per_call["total"] - per_call["events"]
+    for what, value in per_call.items():
+        print(f"  {what:>20}: {value:7.0f} bytes/call  {value * 1e6 / 2**30:6.2f} GiB per million")
+    return per_call
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--calls", type=int, help="default 1,000,000 (SQLite), 10,000,000 (PG)")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--home", type=Path, help="reuse this METIS_HOME if already filled")
+    parser.add_argument("--database-url", help="postgres://…: fill and time this database")
+    parser.add_argument("--days", type=int, default=365, help="PostgreSQL: the calls' span")
+    parser.add_argument("--event-days", type=int, default=90,
+                        help="PostgreSQL: the raw events kept (the retention window)")  # fmt: skip
+    parser.add_argument("--only", help="time only the URLs containing this text")
     args = parser.parse_args()
+    postgres = bool(args.database_url)
+    calls = args.calls or (10_000_000 if postgres else 1_000_000)
     home = args.home or Path(tempfile.mkdtemp(prefix="metis-analytics-bench-"))
     filled = (home / "metis.db").exists()
-    setup(home)
-    print(f"METIS_HOME={home}")
-    seconds = None
-    if not filled:
-        print(f"writing {args.calls:,} calls over 30 days through the event writer's path")
-        seconds = fill(args.calls)
-        print(f"  {args.calls / seconds:,.0f} calls/s")
-    print(f"p50 of {args.runs} runs per endpoint (target ≤ {TARGET_MS} ms):")
-    results = time_endpoints(args.runs)
+    setup(home, args.database_url)
+    print(f"METIS_HOME={home}" + (f" DATABASE_URL={args.database_url}" if postgres else ""))
+    seconds, sizes = None, None
+    if postgres:
+        from analytics.models import Call
+        from bench import pg_fill
+
+        filled = Call.objects.exists()
+        if not filled:
+            print(f"making {calls:,} calls over {args.days} days in PostgreSQL"
+                  f" (events: the last {args.event_days} days)")  # fmt: skip
+            seconds = pg_fill.fill(calls, days=args.days, event_days=args.event_days)["seconds"]
+            print(f"  loaded in {seconds:,.0f} s")
+            problems = pg_fill.check()
+            print("  rollups agree with the calls" if not problems else "\n".join(problems))
+        calls = Call.objects.count() if filled else calls
+        sizes = postgres_sizes(calls)
+    elif not filled:
+        print(f"writing {calls:,} calls over 30 days through the event writer's path")
+        seconds = fill(calls)
+        print(f"  {calls / seconds:,.0f} calls/s")
+    urls = [u for u in requests() if not args.only or args.only in u]
+    print(f"p50 of {args.runs} runs per endpoint, warm (target ≤ {TARGET_MS} ms):")
+    results = time_endpoints(urls, args.runs)
     slow = [url for url, ms in results.items() if ms > TARGET_MS]
-    out = ROOT / "bench" / "results" / "analytics.json"
+    out = ROOT / "bench" / "results" / ("analytics-postgres.json" if postgres else "analytics.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({
-        "calls": args.calls, "fill_seconds": seconds, "p50_ms": results,
+        "calls": calls, "fill_seconds": seconds, "p50_ms": results, "bytes_per_call": sizes,
+        "database": "postgresql" if postgres else "sqlite", "load": os.getloadavg(),
         "measured_at": datetime.now(UTC).isoformat(), "target_ms": TARGET_MS,
     }, indent=2) + "\n")  # fmt: skip
     print("all endpoints within target" if not slow else f"{len(slow)} endpoint(s) over target")

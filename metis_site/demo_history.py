@@ -58,11 +58,12 @@ def moments(count: int, now: datetime, zone: ZoneInfo, rng: random.Random) -> li
 
 def backdate(since_us: int, key_ids: Iterable[str], now: datetime, zone: ZoneInfo) -> int:
     """Move the calls made on `key_ids` since `since_us` into the past month; rebuild those
-    keys' `Call`, `CallHour` and `CallDay` rows. Returns the number of calls moved."""
+    keys' `Call`, `CallHour` and `CallDay` rows, and the narrower rollups from those.
+    Returns the number of calls moved."""
     from django.db import connection, transaction
 
     from analytics import rollup
-    from analytics.models import Call, CallDay, CallHour, Event
+    from analytics.models import Call, CallDay, CallHour, Event, KeyDay
 
     keys = set(key_ids)
     with transaction.atomic():
@@ -90,10 +91,11 @@ def backdate(since_us: int, key_ids: Iterable[str], now: datetime, zone: ZoneInf
             cursor.executemany(
                 f"UPDATE {table} SET id = %s, timestamp_us = %s WHERE id = %s", moves
             )
-            for model in (CallDay, CallHour, Call):
+            for model in (CallDay, CallHour, KeyDay, Call):
                 model.objects.filter(gateway_key_id__in=keys).delete()
             columns = ("id", "type", "timestamp_us", "payload_json")
             for i in range(0, len(ids), CHUNK):
                 rows = Event.objects.filter(id__in=ids[i : i + CHUNK]).values_list(*columns)
                 rollup.write_rollups(cursor, rollup.rows_from_events(rows))
+        rollup.refill_narrow_grains()  # the model grain has no key to delete by
     return len(calls)

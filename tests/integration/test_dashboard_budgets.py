@@ -10,14 +10,17 @@ from decimal import Decimal
 import httpx
 import orjson
 import pytest
+from django.db.models import Q
 from django.test import override_settings
 from django.utils import timezone
 
 from analytics import budgets
+from analytics.models import Call
 from analytics.periods import period_bounds
 from gateway import routing
 from identity.models import GatewayKey, Quota, Team, TeamMembership, User
 from metis_site import settings as site
+from tests.factories import make_key, make_team, make_user
 from tests.integration.analytics_seed import call_event, write
 
 RAW = orjson.dumps({
@@ -124,3 +127,46 @@ def test_a_bad_window_gets_a_422_naming_it_with_the_calendar_windows_listed(clie
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["loc"] == ["query", "window"] and "this_month" in error["msg"]
+
+
+def test_statuses_read_together_match_each_quota_read_alone(
+    transactional_db, django_assert_max_num_queries
+):
+    # Teams, users with several keys, keys, over day and month periods, with calls both
+    # sides of each period's start: the batched read must give every quota what it
+    # would get alone, in a number of queries that does not grow with the quotas.
+    now = timezone.now()
+    day_start, month_start = period_bounds("day", now)[0], period_bounds("month", now)[0]
+    teams = [make_team(name=f"bt-{t}") for t in range(3)]
+    users = [make_user(username=f"bu-{u}") for u in range(4)]
+    keys = [make_key(name=f"bk-{k}", user=users[k % 4], team=teams[k % 3])[0] for k in range(8)]
+    moments = [now - timedelta(seconds=30), day_start + timedelta(seconds=1),
+               day_start - timedelta(seconds=1), month_start - timedelta(hours=2)]  # fmt: skip
+    write([
+        call_event(at, key=key.id, key_name=key.name, user=f"label-{i % 3}",
+                   team=key.team.name, cost=None if i % 5 == 0 else f"0.00{i + 1}")
+        for i, (key, at) in enumerate((k, m) for k in keys for m in moments)
+    ])  # fmt: skip
+    quotas = [Quota.objects.create(team=t, period=p, soft_cap_usd=Decimal("0.01"))
+              for t in teams for p in ("day", "month")]  # fmt: skip
+    quotas += [Quota.objects.create(user=u, period="month", hard_cap_usd=Decimal("0.02"))
+               for u in users]  # fmt: skip
+    quotas += [Quota.objects.create(key=k, period="day", hard_cap_usd=Decimal("1")) for k in keys]
+    quotas = list(
+        Quota.objects.select_related("team", "user", "key").filter(pk__in=[q.pk for q in quotas])
+    )
+    with django_assert_max_num_queries(25):
+        together = budgets.statuses(quotas, now)
+    for quota in quotas:
+        alone = budgets.status(quota, now)
+        assert together[quota.pk] == alone
+        scope, scope_id = budgets.scope_of(quota)
+        start = period_bounds(quota.period, now)[0]
+        rows = Call.objects.filter(timestamp__gte=start)
+        owned = [k.id for k in keys if k.user.username == scope_id]
+        column = {"team": Q(team=scope_id), "key": Q(gateway_key_id=scope_id),
+                  "user": Q(gateway_key_id__in=owned)}[scope]  # fmt: skip
+        rows = rows.filter(column)
+        assert alone.spent_usd == sum((c.cost_usd or 0 for c in rows), Decimal(0))
+        assert alone.unpriced_calls == sum(c.cost_usd is None for c in rows)
+        assert alone.spent_usd > 0

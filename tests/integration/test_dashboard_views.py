@@ -149,3 +149,30 @@ def test_a_budget_owner_sees_their_team_and_not_the_others(client, settings, spe
     client.force_login(alice)
     page = get(client, "/dashboard/?tab=identity")
     assert "bob-laptop" in page and "carol-laptop" not in page
+
+
+def test_long_tables_and_many_budgets_show_their_first_rows_and_say_where_the_rest_are(
+    client, settings, spend, monkeypatch
+):
+    # A company's 2,000 keys and hundreds of budgets are no page to read (nor to render):
+    # each table shows its first rows in the chosen order, the strip its fullest budgets.
+    from analytics import views
+
+    settings.METIS_LOCAL_MODE = True
+    monkeypatch.setattr(views, "TABLE_ROWS", 2)
+    monkeypatch.setattr(views, "STRIP_CARDS", 2)
+    page = get(client, "/dashboard/?tab=identity&view=key&sort=calls")
+    assert re.findall(r'<tr data-key="([^"]+)"', page) == ["alice-laptop", "carol-laptop"]
+    assert "The first 2 of 3 keys, by calls; the" in page
+    assert 'href="/dashboard/export/keys.csv?' in page
+    teams = get(client, "/dashboard/?tab=identity&view=team")
+    assert 'id="more-teams"' not in teams  # two teams: all shown
+    for name, cap in (("eng", "9"), ("sales", "1"), ("carol", "5")):
+        owner = {"eng": "teams", "sales": "teams", "carol": "users"}[name]
+        target = spend[owner][name] if owner == "teams" else spend["users"][2]
+        field = "team" if owner == "teams" else "user"
+        Quota.objects.create(**{field: target}, period="month", hard_cap_usd=Decimal(cap))
+    cost = get(client, "/dashboard/")
+    shown = re.findall(r'<article class="budget[^"]*" data-scope="(\w+)" data-name="([^"]+)"', cost)
+    assert shown == [("team", "sales"), ("team", "eng")]  # 20 % and 7.8 % used; carol 4 %
+    assert "And 1 less used budget: <i>Spend by identity</i>" in cost
