@@ -4,8 +4,8 @@
 
 Starts the mock provider (fixed replies) and `metis gateway` as real processes,
 the gateway pinned to core 0 and the mock plus this load generator to core 1,
-then prints for both shapes, streamed and not, and for each client shape calling a
-model of the other shape (translated, `oai→ant` and `ant→oai`):
+then prints for the three shapes, streamed and not, and for each client shape calling a
+model of another shape (translated, `oai→ant`, `ant→oai` and `rsp→ant`):
   - added latency p50 / p99 at concurrency 1 (gateway minus direct),
   - requests/s and p99 at concurrency 64,
   - streaming time-to-first-byte overhead p50 / p99 at concurrency 64, against a second
@@ -43,6 +43,8 @@ CASES = [
     ("anthropic", True),
     ("openai", False),
     ("openai", True),
+    ("responses", False),
+    ("responses", True),
 ]
 # Cross-shape: (client shape, model's shape, stream), compared against calling that model's
 # shape directly, so their added latency sits beside the same-shape rows'.
@@ -51,9 +53,11 @@ CROSS_CASES = [
     ("openai", "anthropic", True),
     ("anthropic", "openai", False),
     ("anthropic", "openai", True),
+    ("responses", "anthropic", False),
+    ("responses", "anthropic", True),
 ]
-MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-5-mini"}
-ABBREVIATED = {"anthropic": "ant", "openai": "oai"}
+MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-5-mini", "responses": "gpt-5-mini"}
+ABBREVIATED = {"anthropic": "ant", "openai": "oai", "responses": "rsp"}
 
 
 def free_port() -> int:
@@ -98,12 +102,15 @@ def request_for(
         }
         headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
         return f"{base}/v1/messages", headers, json.dumps(body).encode()
+    headers = {"authorization": f"Bearer {key}"}
+    if shape == "responses":
+        body = {"model": model, "stream": stream, "input": "Say hello."}
+        return f"{base}/v1/responses", headers, json.dumps(body).encode()
     body = {
         "model": model,
         "stream": stream,
         "messages": [{"role": "user", "content": "Say hello."}],
     }
-    headers = {"authorization": f"Bearer {key}"}
     return f"{base}/v1/chat/completions", headers, json.dumps(body).encode()
 
 

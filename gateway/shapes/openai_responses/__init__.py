@@ -26,7 +26,6 @@ from django.http import HttpRequest
 
 from analytics.usage import Usage
 from gateway.errors import bad_request
-from gateway.shapes import internal
 from gateway.shapes.base import ErrorInfo, Shape, read_json
 from gateway.shapes.openai_chat import OpenAIChat
 from gateway.shapes.openai_responses import answers, requests, streams
@@ -35,7 +34,6 @@ from gateway.sse import SSEEvent, load_json
 
 if TYPE_CHECKING:
     from gateway.routing import ModelEntry
-    from gateway.shapes.base import StreamReader, StreamWriter
 
 __all__ = ["TRANSLATED_ID_PREFIX", "OpenAIResponses", "read_usage"]
 # The events that carry the whole response, usage included; the stream ends with one.
@@ -123,28 +121,10 @@ class OpenAIResponses:
         delta = payload.get("delta")
         return delta if isinstance(delta, str) else ""
 
-    # -- crossing, through the internal form ------------------------------------------------
-
-    def to_internal(
-        self, body: dict[str, Any], unportable: internal.Unportable
-    ) -> internal.Request:
-        return requests.to_internal(body, unportable)
-
-    def from_internal(
-        self, request: internal.Request, unportable: internal.Unportable
-    ) -> dict[str, Any]:
-        return requests.from_internal(request, unportable)
-
-    def response_to_internal(self, body: dict[str, Any]) -> internal.Response:
-        return answers.to_internal(body)
-
-    def response_from_internal(
-        self, response: internal.Response, request: internal.Request
-    ) -> dict[str, Any]:
-        return answers.from_internal(response, request)
-
-    def stream_reader(self) -> StreamReader:
-        return streams.Reader()
-
-    def stream_writer(self, request: internal.Request) -> StreamWriter:
-        return streams.Writer(request)
+    # ---- Translating: the internal form (requests.py, answers.py, streams.py) ----
+    to_internal = staticmethod(requests.to_internal)
+    from_internal = staticmethod(requests.from_internal)
+    response_to_internal = staticmethod(answers.to_internal)
+    response_from_internal = staticmethod(answers.from_internal)
+    stream_reader = streams.Reader
+    stream_writer = streams.Writer
