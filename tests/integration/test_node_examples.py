@@ -27,10 +27,13 @@ MISSING = "node and npm are not installed (apt-get install nodejs npm)"
 @pytest.fixture(scope="session")
 def node_examples(tmp_path_factory) -> Path:
     """A copy of examples/gateway/node with its locked packages installed, once per run."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
+    missing = MISSING if shutil.which("node") is None or shutil.which("npm") is None else None
+    if missing is None and _node_major() < 20:
+        missing = "the Node SDKs need Node.js 20 or later"
+    if missing:
         if os.environ.get("CI"):
-            pytest.fail(f"{MISSING}; in CI they must be")
-        pytest.skip(MISSING)
+            pytest.fail(f"{missing}; in CI they must be there")
+        pytest.skip(missing)
     work = tmp_path_factory.mktemp("node-examples")
     for source in [*EXAMPLES.glob("*.json"), *EXAMPLES.glob("*.mjs"), SDK_SCRIPT]:
         shutil.copy(source, work)
@@ -40,6 +43,11 @@ def node_examples(tmp_path_factory) -> Path:
     )  # fmt: skip
     assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
     return work
+
+
+def _node_major() -> int:
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+    return int(version.lstrip("v").split(".")[0] or 0)
 
 
 def run_node(node_examples: Path, script: str, gateway, token: str, **env: str) -> str:
