@@ -2,8 +2,9 @@
 
 Periods (day, week, month, total) follow calendar boundaries in METIS_TIME_ZONE
 and are computed from timestamps: nothing resets them. Spend is read from the
-rollups the event writer keeps beside the events (analytics.aggregate). The gateway holds
-budgets with this (gateway/quota.py); the admin and the analytics API show it.
+rollups the event writer keeps beside the events (analytics.aggregate). This module says
+where a budget stands, for the admin, the dashboard and the analytics API; the gateway
+enforces budgets in gateway/budgets/, which reads its spend from here.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ import orjson
 from analytics import pricing
 from analytics.usage import Usage
 from analytics.writer import PendingEvent, make_event
-from gateway import access_log, metrics, quota, routing, telemetry
+from gateway import access_log, budgets, metrics, routing, telemetry
 from gateway.auth import Caller
+from gateway.budgets import Reservation
 from gateway.journal import journal
-from gateway.quota import Reservation
 from gateway.routing import Route
 from gateway.shapes import Shape
 
@@ -49,7 +49,7 @@ class Call:
     upstream_request_id: str | None = None
     cost_usd: Decimal | None = None
     price_source: str | None = None
-    reservation: Reservation | None = None  # what quota.check() holds for this call
+    reservation: Reservation | None = None  # what budgets.check() holds for this call
     noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
 
@@ -90,7 +90,7 @@ def start(call: Call, body_bytes: int) -> None:
         journal.started(call.request_id, {
             "k": "s", "id": call.request_id, "at": time.time_ns() // 1000, "bytes": body_bytes,
             "price_provider": call.route.upstream.price_provider, "call": described(call),
-            "hold": hold_of(call.reservation),
+            "hold": budgets.journal_form(call.reservation),
         })  # fmt: skip
     except Exception:
         logger.exception("could not journal call %s", call.request_id)
@@ -121,20 +121,13 @@ def progress(call: Call, usage: Usage | None, text_chars: int) -> None:
         logger.exception("could not journal call %s", call.request_id)
 
 
-def hold_of(held: Reservation | None) -> dict | None:
-    if held is None:
-        return None
-    slots = [[rule.scope, rule.scope_id, start.isoformat()] for rule, start in held.capped]
-    return {"shared": held.shared, "amount": str(held.amount), "slots": slots}
-
-
 def record(call: Call) -> None:
     """Price the call and queue its events. Never raises: a call must not fail
     because its accounting did; the failure is logged loudly instead."""
     try:
         call.finished = call.finished or time.perf_counter()
         price(call)  # cancelled calls are billed too; a refused one costs $0 (null if unpriced)
-        quota.settle(call)
+        budgets.settle(call.reservation, call.cost_usd, call.usage)
         journal.finished(call.request_id, events_of(call))
         observe(call)
         access_log.write(call)

@@ -2,7 +2,7 @@
 
 The provider charges nothing for it, but it is still a request on the operator's
 account: it holds $0 against budgets, so rate limits apply and a budget with nothing
-left refuses it (`quota.check_free`). Each one, refused or not, is recorded as one
+left refuses it (`budgets.check_free`). Each one, refused or not, is recorded as one
 `llm.tokens_counted` event rather than `llm.call_completed`: it generates nothing, so it
 stays out of call counts, latencies and the seeds' queries, which are about calls that
 generate.
@@ -17,7 +17,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 
 from analytics.writer import PendingEvent, make_event, new_id, writer
-from gateway import auth, calls, metrics, proxy, quota, routing, upstream
+from gateway import auth, budgets, calls, metrics, proxy, routing, upstream
 from gateway.calls import Call
 from gateway.errors import bad_request
 from gateway.exchange import encode
@@ -45,7 +45,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     )
     content = b""
     try:
-        call.reservation = await quota.check_free(call)
+        call.reservation = await budgets.check_free(caller.key.id, call.request_id)
         call.upstream_started = time.perf_counter()
         response, call.retries = await upstream.send(upstream_request, provider=route.upstream.name)
         try:
@@ -60,7 +60,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
         raise
     finally:
         call.finished = time.perf_counter()
-        quota.settle(call)
+        budgets.settle(call.reservation, call.cost_usd, call.usage)
         writer.submit([counted_event(call, content)])
         metrics.token_counts.labels(metrics.status_label(call.status)).inc()
     http = HttpResponse(content, status=response.status)

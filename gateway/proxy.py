@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from analytics.usage import Usage
 from analytics.writer import new_id
-from gateway import auth, calls, crossing, estimates, metrics, quota, routing, upstream
+from gateway import auth, budgets, calls, crossing, estimates, metrics, routing, upstream
 from gateway.calls import Call
 from gateway.errors import GatewayError
 from gateway.exchange import BodyTranslation, EventRelay, Exchange, Passthrough, encode
@@ -80,7 +80,9 @@ async def send(
     `body` is what goes upstream, kept to estimate input a cancelled call never reported."""
     metrics.in_flight.inc()  # decremented when calls.record() takes the call
     try:
-        call.reservation = await quota.check(call, body, len(upstream_request.body))
+        call.reservation = await budgets.check(
+            call.caller.key.id, call.request_id, call.route, body, len(upstream_request.body)
+        )
         call.sent_body = body
         calls.start(call, len(upstream_request.body))  # a crash from here on is recorded
         call.upstream_started = time.perf_counter()

@@ -31,20 +31,17 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 from asgiref.sync import sync_to_async
-from redis.exceptions import RedisError
 from ulid import ULID
 
 from analytics.usage import Usage
 from analytics.writer import PendingEvent, writer
-from gateway import calls, routing, shared_ledger
+from gateway import budgets, calls, routing
 from gateway.journal import Journal, journal, journal_dir, read
-from gateway.quota import Rule
 
 logger = logging.getLogger(__name__)
 STOPPED = "GATEWAY_STOPPED"
@@ -68,7 +65,7 @@ async def at_start() -> Recovered:
     except Exception as exc:
         logger.warning("recovering calls without the operator's prices (%s)", exc)
     found = await sync_to_async(recover, thread_sensitive=False)(journal_dir(), journal)
-    await release(found.holds)
+    await budgets.release(found.holds)
     if found.finished or found.stopped:
         logger.warning(
             "recovered %d calls from a gateway that did not shut down (%d were in flight: %s)",
@@ -223,22 +220,3 @@ def fixed_ids(request_id: str, at_us: int):
         return PendingEvent(event_id, type_, ts, orjson.dumps(payload).decode(), gateway_key_id)
 
     return make
-
-
-async def release(holds: list[tuple[str, dict, Decimal]]) -> None:
-    """Settle the dead calls' holds in Redis at their recovered cost; a hold already
-    expired is left alone (reconciliation raises the spend from the events)."""
-    if not holds or not shared_ledger.enabled():
-        return
-    for request_id, hold, cost in holds:
-        if not hold.get("shared"):
-            continue
-        slots = [
-            (Rule(scope, scope_id, "", None, None, None, None), datetime.fromisoformat(start))
-            for scope, scope_id, start in hold["slots"]
-        ]
-        try:
-            await shared_ledger.settle(request_id, slots, cost)
-        except (RedisError, OSError) as exc:
-            shared_ledger.complain(exc)
-            return

@@ -249,7 +249,7 @@ class ProviderCredential(models.Model):
 
 
 class Quota(models.Model):
-    """Limits for a team, a user or a key. Enforced by the gateway (gateway/quota.py)."""
+    """Limits for a team, a user or a key. Enforced by the gateway (gateway/budgets/)."""
 
     class Period(models.TextChoices):
         DAY = "day", "Day"

@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from analytics.models import Event
 from analytics.writer import writer
-from gateway import auth, invalidation, metrics, quota, routing, upstream
+from gateway import auth, budgets, invalidation, metrics, routing, upstream
 from gateway.handler import GatewayASGIHandler
 from mock_provider import MockProviderThread
 from tests.factories import make_key, make_team, make_user, make_workspace
@@ -98,7 +98,7 @@ def gateway(
     httpx.delete(f"{mock_provider.url}/_mock/requests")
     auth.forget_cached_keys()
     routing.forget_catalog()
-    quota.reset()
+    budgets.reset()
     with override_settings(**GATEWAY_SETTINGS), ServerThread(GatewayASGIHandler()) as server:
         yield Gateway(url=f"http://127.0.0.1:{server.port}", mock=mock_provider)
         assert writer.flush()

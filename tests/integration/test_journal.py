@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from analytics.writer import EventWriter, make_event
-from gateway import recovery, shared_ledger
+from gateway import budgets, recovery
+from gateway.budgets import Rule, shared_ledger
 from gateway.journal import Journal, journal, read
-from gateway.quota import Rule
 from identity.models import Quota, Team
 from tests.integration.test_quota_redis import REDIS_URL, shared_budgets  # noqa: F401
 
@@ -96,7 +96,7 @@ def test_a_crashed_calls_budget_hold_in_redis_is_settled_at_its_recovered_cost(
         store = redis.Redis.from_url(REDIS_URL)
         assert store.hexists(held_key, started["id"])  # the call's worst case is held
         found = recovery.recover(copies, journal)
-        asyncio.run(recovery.release(found.holds))
+        asyncio.run(budgets.release(found.holds))
         assert not store.hexists(held_key, started["id"])
         ((_, _, cost),) = found.holds
         assert int(store.get(spent_key)) == shared_ledger.units(cost) > 0

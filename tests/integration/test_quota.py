@@ -19,7 +19,7 @@ from ulid import ULID
 from analytics import pricing
 from analytics.usage import Usage
 from analytics.writer import PendingEvent, writer
-from gateway import quota, routing
+from gateway import budgets, routing
 from gateway.models import BudgetWebhook, PriceOverride
 from identity.models import GatewayKey, Quota, Team, TeamMembership, User
 from tests.calls import record_calls
@@ -142,7 +142,7 @@ def test_spend_survives_a_restart_because_it_is_loaded_from_the_database(gateway
     for _ in range(3):
         assert call(gateway, token).status_code == 200
     spent = recorded_spend(gateway)
-    quota.reset()  # a new process: nothing in memory
+    budgets.reset()  # a new process: nothing in memory
     team_quota(period="month", hard_cap_usd=spent + worst_case() / 2)
     assert call(gateway, token).status_code == 429
 
@@ -294,7 +294,7 @@ def test_yesterdays_spend_counts_against_the_month_but_not_today(gateway, token,
     team_quota(period="day", hard_cap_usd=Decimal("0.10"))
     assert call(gateway, token).status_code == 200  # today: a new day, nothing spent
     team_quota(period="month", hard_cap_usd=Decimal("0.10"))
-    quota.reset()
+    budgets.reset()
     refused = call(gateway, token)  # this month: yesterday's $0.50 is past the cap
     assert refused.status_code == 429
     assert "monthly hard cap of $0.10" in refused.json()["error"]["message"]

@@ -19,8 +19,7 @@ import pytest
 import redis
 from django.db import connection
 
-from gateway import shared_ledger
-from gateway.quota import Rule
+from gateway.budgets import Rule, shared_ledger
 from identity.models import GatewayKey, Quota, Team
 from mock_provider import MockProviderThread
 from tests.integration.test_quota import RAW, call, recorded_spend, worst_case

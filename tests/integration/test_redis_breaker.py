@@ -3,6 +3,7 @@ wait for its timeout, the gateway stops asking it until a cool-down has passed."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -15,7 +16,8 @@ from decimal import Decimal
 import pytest
 import redis
 
-from gateway import quota, shared_ledger
+from gateway import budgets
+from gateway.budgets import reservations, shared_ledger
 from gateway.metrics import registry
 from identity.models import Quota, Team
 from tests.integration.test_quota import call
@@ -72,7 +74,7 @@ def test_a_hung_redis_is_asked_a_few_times_then_skipped_until_the_cool_down(
     Quota.objects.create(team=Team.objects.get(name="eng"), period="day", hard_cap_usd=Decimal(1))
     assert call(gateway, token).status_code == 200  # through Redis
     deadline = time.monotonic() + 5
-    while quota._tasks:  # its settlement, in the background, must not meet the hang
+    while reservations._tasks:  # its settlement, in the background, must not meet the hang
         assert time.monotonic() < deadline, "the first call's settlement did not finish"
         time.sleep(0.01)
 
@@ -99,6 +101,20 @@ def test_a_hung_redis_is_asked_a_few_times_then_skipped_until_the_cool_down(
     held = redis.Redis.from_url(url)
     spent = [key for key in held.scan_iter("metis:budget:team:eng:*:spent")]
     assert spent, "the calls after the hang were held in Redis"
-    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.shared_ledger"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.budgets.shared_ledger"]
     assert sum("failures in a row" in line for line in logged) == 1
     assert sum("answers again" in line for line in logged) == 1
+
+
+def test_a_redis_that_is_down_when_a_dead_gateways_holds_are_released_is_only_logged(
+    settings, caplog
+):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    shared_ledger.reset()
+    hold = {"shared": True, "amount": "0.5", "slots": [["team", "eng", "2026-11-01T00:00:00"]]}
+    asyncio.run(budgets.release([("req-dead", hold, Decimal("0.1"))]))  # does not raise
+    assert any("REDIS UNAVAILABLE" in r.getMessage() for r in caplog.records)
+    shared_ledger.reset()

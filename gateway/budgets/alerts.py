@@ -12,17 +12,14 @@ import asyncio
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import orjson
 
 from analytics.writer import make_event, writer
 from gateway import routing, upstream
-
-if TYPE_CHECKING:
-    from gateway.calls import Call
-    from gateway.quota import Rule
+from gateway.budgets.rules import Rule
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +27,9 @@ RETRY_DELAYS = (1, 2, 4, 8)  # seconds between the attempts after the first
 _tasks: set[asyncio.Task[None]] = set()  # held so pending sends are not garbage-collected
 
 
-def budget_alert(rule: Rule, start: datetime, spent: Decimal, percent: int, call: Call) -> None:
+def budget_alert(
+    rule: Rule, start: datetime, spent: Decimal, percent: int, key_id: str, request_id: str
+) -> None:
     kind = "budget.soft_cap_crossed" if percent >= 100 else "budget.threshold_crossed"
     payload = {
         "type": kind,
@@ -42,10 +41,10 @@ def budget_alert(rule: Rule, start: datetime, spent: Decimal, percent: int, call
         "soft_cap_usd": money(rule.soft),
         "hard_cap_usd": money(rule.hard),
         "spent_usd": money(spent),
-        "gateway_key_id": call.caller.key.id,
-        "request_id": call.request_id,
+        "gateway_key_id": key_id,
+        "request_id": request_id,
     }
-    writer.submit([make_event(kind, payload, gateway_key_id=call.caller.key.id)])
+    writer.submit([make_event(kind, payload, gateway_key_id=key_id)])
     logger.warning("%s: %s at %d%% of its soft cap (%s)", kind, rule.label, percent, spent)
     for url in routing.webhook_urls():
         try:

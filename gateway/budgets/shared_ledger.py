@@ -28,7 +28,7 @@ import logging
 import time
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as redis
@@ -36,11 +36,9 @@ from django.conf import settings
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
-from gateway.errors import GatewayError
+from gateway.budgets.refusals import unavailable
+from gateway.budgets.rules import Rule
 from gateway.metrics import registry
-
-if TYPE_CHECKING:
-    from gateway.quota import Rule
 
 logger = logging.getLogger(__name__)
 UNIT = Decimal("1e-10")
@@ -67,7 +65,7 @@ for i = 1, n do
   end
   committed[i] = tonumber(spent) + held
   local cap = ARGV[4 + i]
-  -- as quota.passes_cap: a budget with nothing left refuses even a call that costs nothing
+  -- as reservations.passes_cap: a budget with nothing left refuses even a call that costs nothing
   if cap ~= '' and (committed[i] + tonumber(ARGV[4]) > tonumber(cap)
                     or committed[i] >= tonumber(cap)) then
     return {i, tostring(committed[i])}
@@ -244,17 +242,6 @@ def redis_url() -> str:
 
 def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-def unavailable() -> GatewayError:
-    return GatewayError(
-        503,
-        "Budgets cannot be checked right now: the shared budget store (Redis) is not "
-        "answering, and this gateway refuses calls that have budgets until it does "
-        "(METIS_REDIS_FAILURE=closed). Try again shortly.",
-        error_class="BUDGET_STORE_UNAVAILABLE",
-        code="budget_store_unavailable",
-    )
 
 
 async def reserve(

@@ -1,4 +1,4 @@
-"""Budgets and rate limits, held before the upstream call.
+"""Reservations: a call's worst case held against its budgets before it goes upstream.
 
 A key's call counts against the quotas of its key, its owner and its team; all
 must pass. Periods (day, week, month, total) follow calendar boundaries in
@@ -13,7 +13,8 @@ but count against request and token rates.
 
 This ledger lives in the process: spend is loaded from the typed call rows
 (analytics.budgets) the first time a period is seen, then kept in memory, so
-a restart loses nothing.
+a restart loses nothing. With REDIS_URL, the same is held in Redis instead
+(shared_ledger.py).
 """
 
 from __future__ import annotations
@@ -25,44 +26,25 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
-from analytics import budgets, pricing
+from analytics import budgets as analytics_budgets
+from analytics import pricing
 from analytics.budgets import period_bounds
 from analytics.usage import Usage
-from gateway import alerts, routing, shared_ledger
-from gateway.cache import LoadCache
-from gateway.errors import GatewayError
-from identity.models import GatewayKey, Quota
-
-if TYPE_CHECKING:
-    from gateway.calls import Call
+from gateway import routing
+from gateway.budgets import alerts, shared_ledger
+from gateway.budgets.refusals import exceeded, rate_limited, unavailable
+from gateway.budgets.rules import Rule, forget_rules, rules_for
+from gateway.routing import Route
 
 logger = logging.getLogger(__name__)
 
 THRESHOLDS = (50, 80, 100)  # percent of the soft cap that raise an alert, once per period
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A Quota row, as the gateway holds it."""
-
-    scope: str  # "team" | "user" | "key"
-    scope_id: str  # team name, username or key id (what the analytics rows carry)
-    period: str
-    soft: Decimal | None
-    hard: Decimal | None
-    rpm: int | None
-    tpm: int | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.scope} {self.scope_id}"
 
 
 @dataclass(slots=True)
@@ -70,6 +52,8 @@ class Reservation:
     amount: Decimal  # the worst case held against each capped slot
     rules: tuple[Rule, ...]
     capped: list[tuple[Rule, datetime]]  # (rule, period start) the amount is held against
+    request_id: str  # the call it holds for: its hold in Redis, and what an alert names
+    key_id: str
     settled: bool = False
     shared: bool = False  # held in Redis (shared_ledger) rather than in this process
 
@@ -91,34 +75,7 @@ def reset() -> None:
     """Forget everything held in memory (tests; a changed database)."""
     global ledger
     ledger = Ledger()
-    _rules.clear()
-
-
-# -- rules --------------------------------------------------------------------------
-
-
-def _load_rules(key_id: str) -> tuple[Rule, ...]:
-    key = GatewayKey.objects.select_related("user", "team").filter(pk=key_id).first()
-    if key is None:
-        return ()
-    match = Q(key_id=key.id)
-    if key.user_id:
-        match |= Q(user_id=key.user_id)
-    if key.team_id:
-        match |= Q(team_id=key.team_id)
-    rules = []
-    for quota in Quota.objects.filter(match).select_related("team", "user"):
-        caps = (quota.soft_cap_usd, quota.hard_cap_usd)
-        rates = (quota.requests_per_minute, quota.tokens_per_minute)
-        rules.append(Rule(*budgets.scope_of(quota), quota.period, *caps, *rates))
-    return tuple(rules)
-
-
-_rules: LoadCache[str, tuple[Rule, ...]] = LoadCache(_load_rules)
-
-
-async def rules_for(key_id: str) -> tuple[Rule, ...]:
-    return await _rules.get(key_id)
+    forget_rules()
 
 
 # -- spend --------------------------------------------------------------------------
@@ -146,11 +103,11 @@ async def _load_spend(rule: Rule, start: datetime, slot: tuple[str, str, datetim
 # -- check and settle ---------------------------------------------------------------
 
 
-def worst_case_cost(call: Call, body: dict[str, Any], body_bytes: int) -> Decimal:
+def worst_case_cost(route: Route, body: dict[str, Any], body_bytes: int) -> Decimal:
     """What the call could cost at most: every byte of the body as an input token (a
     generous bound) and its whole output allowance, at the price the call will be charged
     (operator overrides included). Unpriced models: 0."""
-    price = routing.price(call.route.upstream.price_provider, call.route.model)
+    price = routing.price(route.upstream.price_provider, route.model)
     if price is None:
         return Decimal(0)
     output = body.get("max_tokens") or body.get("max_completion_tokens")
@@ -159,25 +116,29 @@ def worst_case_cost(call: Call, body: dict[str, Any], body_bytes: int) -> Decima
     return pricing.cost_usd(price, Usage(input_tokens=body_bytes, output_tokens=output))
 
 
-async def check(call: Call, body: dict[str, Any], body_bytes: int) -> Reservation | None:
+async def check(
+    key_id: str, request_id: str, route: Route, body: dict[str, Any], body_bytes: int
+) -> Reservation | None:
     """Refuse the call (429 in the caller's shape) or hold its worst case; None when the
     key has no quotas."""
-    rules = await rules_for(call.caller.key.id)
-    if not rules:
+    found = await rules_for(key_id)
+    if not found:
         return None
-    return await hold(call, rules, worst_case_cost(call, body, body_bytes))
+    return await hold(key_id, request_id, found, worst_case_cost(route, body, body_bytes))
 
 
-async def check_free(call: Call) -> Reservation | None:
+async def check_free(key_id: str, request_id: str) -> Reservation | None:
     """`check()` for a call the provider does not bill (count_tokens): it holds $0, so
     only rates and a budget with nothing left refuse it."""
-    rules = await rules_for(call.caller.key.id)
-    if not rules:
+    found = await rules_for(key_id)
+    if not found:
         return None
-    return await hold(call, rules, Decimal(0))
+    return await hold(key_id, request_id, found, Decimal(0))
 
 
-async def hold(call: Call, rules: tuple[Rule, ...], worst: Decimal) -> Reservation:
+async def hold(
+    key_id: str, request_id: str, rules: tuple[Rule, ...], worst: Decimal
+) -> Reservation:
     now = timezone.now()
     capped = [
         (rule, period_bounds(rule.period, now))
@@ -186,10 +147,10 @@ async def hold(call: Call, rules: tuple[Rule, ...], worst: Decimal) -> Reservati
     ]
     if shared_ledger.enabled():
         try:
-            return await check_shared(call, rules, capped, worst)
+            return await check_shared(key_id, request_id, rules, capped, worst)
         except shared_ledger.StoreDown:
             if settings.METIS_REDIS_FAILURE == "closed":
-                raise shared_ledger.unavailable() from None
+                raise unavailable() from None
     for rule, (start, _) in capped:
         await ensure_loaded(rule, start)
     # From here to the reservation nothing awaits: concurrent calls see each other's holds.
@@ -206,7 +167,8 @@ async def hold(call: Call, rules: tuple[Rule, ...], worst: Decimal) -> Reservati
     for rule in rules:
         if rule.rpm:
             ledger.requests.setdefault((rule.scope, rule.scope_id), deque()).append(moment)
-    return Reservation(worst, rules, [(rule, start) for rule, (start, _) in capped])
+    slots = [(rule, start) for rule, (start, _) in capped]
+    return Reservation(worst, rules, slots, request_id, key_id)
 
 
 def passes_cap(committed: Decimal, worst: Decimal, cap: Decimal) -> bool:
@@ -233,47 +195,46 @@ def check_rates(rules: tuple[Rule, ...]) -> None:
                 raise rate_limited(rule, f"{rule.tpm} tokens", used[0][0] + 60 - now)
 
 
-def settle(call: Call) -> None:
-    """Swap the call's reservation for what it really cost (0 when unpriced), and count
-    its tokens against token rates. Idempotent."""
-    held = call.reservation
+def settle(held: Reservation | None, cost_usd: Decimal | None, usage: Usage) -> None:
+    """Swap the call's reservation for what it really cost (`cost_usd`, None when
+    unpriced), and count its tokens against token rates. Idempotent."""
     if held is None or held.settled:
         return
     held.settled = True
+    actual = cost_usd or Decimal(0)
+    tokens = usage.input_tokens + usage.output_tokens
     if held.shared:
-        spawn(settle_shared(call, held))
+        spawn(settle_shared(held, actual, tokens))
         return
-    tokens = call.usage.input_tokens + call.usage.output_tokens
     for rule in held.rules:
         if rule.tpm and tokens:
             used = ledger.tokens.setdefault((rule.scope, rule.scope_id), deque())
             used.append((time.monotonic(), tokens))
-    actual = call.cost_usd or Decimal(0)
     for rule, start in held.capped:
         slot = (rule.scope, rule.scope_id, start)
         ledger.reserved[slot] = ledger.reserved.get(slot, Decimal(0)) - held.amount
         ledger.spent[slot] = ledger.spent.get(slot, Decimal(0)) + actual
         if rule.soft is not None:
-            alert_crossings(rule, start, ledger.spent[slot], call)
+            alert_crossings(rule, start, ledger.spent[slot], held)
 
 
-def alert_crossings(rule: Rule, start: datetime, spent: Decimal, call: Call) -> None:
+def alert_crossings(rule: Rule, start: datetime, spent: Decimal, held: Reservation) -> None:
     slot = (rule.scope, rule.scope_id, start)
     crossed = [p for p in THRESHOLDS if spent >= rule.soft * p / 100]
     if crossed and crossed[-1] > ledger.alerted.get(slot, 0):
         ledger.alerted[slot] = crossed[-1]
-        alerts.budget_alert(rule, start, spent, crossed[-1], call)
+        alerts.budget_alert(rule, start, spent, crossed[-1], held.key_id, held.request_id)
 
 
 # -- several processes: the same, held in Redis -------------------------------------
 
 
 async def check_shared(
-    call: Call, rules: tuple[Rule, ...], capped: list, worst: Decimal
+    key_id: str, request_id: str, rules: tuple[Rule, ...], capped: list, worst: Decimal
 ) -> Reservation:
     for rule in rules:
         if rule.rpm:
-            member = f"{call.request_id}|1"
+            member = f"{request_id}|1"
             wait = await shared_ledger.check_rate(rule, "rpm", rule.rpm, member, record=True)
             if wait is not None:
                 raise rate_limited(rule, f"{rule.rpm} requests", wait)
@@ -282,34 +243,31 @@ async def check_shared(
             if wait is not None:
                 raise rate_limited(rule, f"{rule.tpm} tokens", wait)
     slots = [(rule, start) for rule, (start, _) in capped]
-    refused = await shared_ledger.reserve(call.request_id, slots, worst, seed_spend)
+    refused = await shared_ledger.reserve(request_id, slots, worst, seed_spend)
     if refused is not None:
         rule, committed = refused
         raise exceeded(rule, committed, period_bounds(rule.period, timezone.now())[1])
-    return Reservation(worst, rules, slots, shared=True)
+    return Reservation(worst, rules, slots, request_id, key_id, shared=True)
 
 
 async def seed_spend(rule: Rule, start: datetime) -> Decimal:
-    return await sync_to_async(budgets.spend, thread_sensitive=False)(
+    return await sync_to_async(analytics_budgets.spend, thread_sensitive=False)(
         rule.scope, rule.scope_id, start
     )
 
 
-async def settle_shared(call: Call, held: Reservation) -> None:
+async def settle_shared(held: Reservation, actual: Decimal, tokens: int) -> None:
     try:
-        after = await shared_ledger.settle(
-            call.request_id, held.capped, call.cost_usd or Decimal(0)
-        )
-        tokens = call.usage.input_tokens + call.usage.output_tokens
+        after = await shared_ledger.settle(held.request_id, held.capped, actual)
         for rule in held.rules:
             if rule.tpm and tokens:
-                await shared_ledger.record_tokens(rule, f"{call.request_id}|{tokens}")
+                await shared_ledger.record_tokens(rule, f"{held.request_id}|{tokens}")
         for (rule, start), spent in zip(held.capped, after, strict=True):
             if spent is None or rule.soft is None:
                 continue
             crossed = [p for p in THRESHOLDS if spent >= rule.soft * p / 100]
             if crossed and await shared_ledger.claim_alert(rule, start, crossed[-1]):
-                alerts.budget_alert(rule, start, spent, crossed[-1], call)
+                alerts.budget_alert(rule, start, spent, crossed[-1], held.key_id, held.request_id)
             await reconcile_now_and_then(rule, start)
     except shared_ledger.StoreDown:
         # Logged by shared_ledger. The hold expires by itself; reconcile() restores the
@@ -341,33 +299,3 @@ def spawn(work) -> None:
         return
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
-
-
-# -- refusals -----------------------------------------------------------------------
-
-
-def exceeded(rule: Rule, committed: Decimal, end: datetime | None) -> GatewayError:
-    period = "total" if rule.period == Quota.Period.TOTAL else f"{rule.period}ly"
-    period = {"dayly": "daily"}.get(period, period)
-    resets = f"; it resets at {end.isoformat()}" if end else "; it does not reset"
-    # Final (x-should-retry: false): the SDKs and Claude Code would otherwise retry a spent
-    # budget for minutes. OpenAI's own answer for a spent quota is `insufficient_quota`.
-    return GatewayError(
-        429,
-        f"Budget exceeded: {rule.label}'s {period} hard cap of ${rule.hard:.2f} is spent or "
-        f"held by calls in flight (${committed:.4f}){resets}.",
-        error_class="QUOTA_EXCEEDED",
-        code="insufficient_quota",
-        openai_type="insufficient_quota",
-        final=True,
-    )
-
-
-def rate_limited(rule: Rule, limit: str, wait: float) -> GatewayError:
-    seconds = max(1, int(wait + 0.999))
-    return GatewayError(
-        429,
-        f"Rate limit: {rule.label} may send {limit} per minute; retry in {seconds} s.",
-        error_class="RATE_LIMITED",
-        headers={"retry-after": str(seconds)},
-    )
