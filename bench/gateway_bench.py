@@ -90,12 +90,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(command: list[str], env: dict[str, str], core: int, log_name: str) -> subprocess.Popen:
+def start(
+    command: list[str], env: dict[str, str], core: int, log_name: str, source: Path = ROOT
+) -> subprocess.Popen:
+    """`source`: the checkout whose code `python -m metis_site.cli` runs (its working dir)."""
     if os.cpu_count() and os.cpu_count() > core:
         command = ["taskset", "-c", str(core), *command]
     # stderr (the access log's line per call, on by default) to a file, off the terminal.
     log = open(Path(env["METIS_HOME"]) / f"{log_name}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    return subprocess.Popen(command, env=env, cwd=source, stdout=subprocess.DEVNULL, stderr=log)
 
 
 def metis(*args: str) -> list[str]:
@@ -374,6 +377,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
     parser.add_argument("--no-cross", action="store_true", help="skip the cross-shape rows")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR",
+        help="also measure `metis gateway` run from this checkout (e.g. `git worktree add "
+        "/tmp/before main`), as 'metis, baseline': before and after in one run",
+    )  # fmt: skip
     args = parser.parse_args()
     sizes = (
         {"c1": 300, "c64": 2000, "streams": 320, "bursts": 5, "events": 2000}
@@ -401,13 +409,17 @@ def main() -> None:
               1, "slow-mock"),
     ]  # fmt: skip
 
-    def pair(name: str, command, extra_env: dict[str, str], key: str, gateway: bool) -> Target:
+    def pair(
+        name: str, command, extra_env: dict[str, str], key: str, gateway: bool,
+        source: Path = ROOT,
+    ) -> Target:  # fmt: skip
         ports = free_port(), free_port()
         processes = []
         for port, upstream in zip(ports, (mock_url, slow_url), strict=True):
             target_env = {**env, **extra_env, "METIS_ANTHROPIC_BASE_URL": upstream,
                           "METIS_OPENAI_BASE_URL": upstream}  # fmt: skip
-            processes.append(start(command(port, upstream), target_env, 0, name.split()[0]))
+            log = name.split(",")[0].replace(" ", "-")
+            processes.append(start(command(port, upstream), target_env, 0, log, source))
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         return Target(name, *urls, key=key, processes=tuple(processes), gateway=gateway)
 
@@ -426,6 +438,14 @@ def main() -> None:
         {"METIS_ACCESS_LOG": "off"}, token, True,
     )  # fmt: skip
     targets = [reference, full, lean]
+    if args.baseline:
+        baseline = pair(
+            "metis, baseline",
+            lambda port, up: metis("gateway", "--port", str(port)),
+            {}, token, True, source=args.baseline.resolve(),
+        )  # fmt: skip
+        targets.append(baseline)
+    gateways = [t for t in targets if t.gateway]
     names: list[str] = []
     try:
         for t in [direct, *targets]:
@@ -436,7 +456,7 @@ def main() -> None:
             measure_case(name, shape, shape, stream, direct, targets, sizes)
             print_case(name, direct, targets)
             names.append(name)
-        print_ratios(names, reference, [full, lean])
+        print_ratios(names, reference, gateways)
         if not args.no_cross:
             for shape, model_shape, stream in CROSS_CASES:
                 name = f"{ABBREVIATED[shape]}→{ABBREVIATED[model_shape]} " + (
@@ -459,7 +479,7 @@ def main() -> None:
             process.terminate()
     db = sqlite3.connect(Path(home) / "metis.db")
     recorded = db.execute("SELECT count(*) FROM events WHERE type='llm.call_completed'").fetchone()
-    sent = full.sent + lean.sent
+    sent = sum(t.sent for t in gateways)
     summary = {
         "targets": {t.name: t.results for t in [direct, *targets]},
         "sizes": sizes,
