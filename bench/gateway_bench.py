@@ -105,7 +105,7 @@ def metis(*args: str) -> list[str]:
     return [sys.executable, "-m", "metis_site.cli", *args]
 
 
-def wait_for(url: str, timeout: float = 30) -> None:
+def wait_for(url: str, timeout: float = 120) -> None:
     import urllib.error
     import urllib.request
 

@@ -55,6 +55,7 @@ class LoadCache(Generic[K, V]):
         self._max_entries = max_entries
         self._values: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Future[V]] = {}
+        self._generation = 0  # one more at each clear(): a load begun before it is not kept
 
     async def get(self, key: K) -> V:
         cached = self._values.get(key)
@@ -81,6 +82,9 @@ class LoadCache(Generic[K, V]):
             done.exception()  # read: an early refresh nobody awaited must not log "never retrieved"
 
     async def _refresh(self, key: K) -> V:
+        # Its age counts from the query, and a clear() while it runs (a change saved, say a
+        # revoked key) means it may have read what changed: served to those waiting, not kept.
+        began, generation = time.monotonic(), self._generation
         try:
             value = await self._load(key)
         except (DatabaseError, InterfaceError) as exc:
@@ -90,9 +94,11 @@ class LoadCache(Generic[K, V]):
                 raise unavailable() from None
             self._values[key] = (time.monotonic(), cached[1])
             return cached[1]
+        if generation != self._generation:
+            return value
         if len(self._values) >= self._max_entries:  # unknown tokens are cached too: stay bounded
             self._values.clear()
-        self._values[key] = (time.monotonic(), value)
+        self._values[key] = (began, value)
         return value
 
     def peek(self, key: K) -> V | None:
@@ -101,6 +107,7 @@ class LoadCache(Generic[K, V]):
         return cached[1] if cached is not None else None
 
     def clear(self) -> None:
+        self._generation += 1
         self._values.clear()
         self._loading.clear()
 
