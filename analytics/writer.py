@@ -35,7 +35,6 @@ from django.db import (
     connection,
     transaction,
 )
-from ulid import ULID
 
 from analytics import rollup
 from analytics.models import Event
@@ -75,7 +74,18 @@ class Clock:
                 # Ids need uniqueness, not secrecy: the fast PRNG, not a syscall per id.
                 value = (ms << 80) | random.getrandbits(79)  # top bit clear: room to increment
             self._last_us, self._last_ulid = now_us, value
-        return str(ULID.from_int(value)), now_us
+        return ulid_text(value), now_us
+
+
+# Crockford's base32 by pairs of digits: 13 lookups for a 26-character ULID, where
+# python-ulid's str() took three times as long (four ids per call).
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PAIRS = [a + b for a in CROCKFORD for b in CROCKFORD]
+
+
+def ulid_text(value: int) -> str:
+    """The ULID of a 128-bit integer, as `str(ulid.ULID.from_int(value))` writes it."""
+    return "".join([PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 clock = Clock()

@@ -3,7 +3,12 @@
 A value is loaded on the shared executor (never on the event loop, never on a
 per-request thread), reused for METIS_KEY_CACHE_SECONDS, and loaded once at a
 time: when an entry expires under load, one query refreshes it and the other
-requests for it wait for that same result. A change saved anywhere also drops
+requests for it wait for that same result. An entry in use is refreshed ahead, once
+past half its lifetime, while it is still served: under steady traffic no request
+waits for a load. A load runs on another thread, and while the event loop is busy
+that thread gets the GIL back only every switch interval (5 ms) after each database
+call: profiled with 64 streams started together, requests queued 50-150 ms behind
+one expired key or route. A change saved anywhere also drops
 every cache at once (gateway/invalidation.py); the lifetime is the bound only
 when that message cannot arrive.
 
@@ -50,18 +55,36 @@ class LoadCache(Generic[K, V]):
         self._max_entries = max_entries
         self._values: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Future[V]] = {}
+        self._generation = 0  # one more at each clear(): a load begun before it is not kept
 
     async def get(self, key: K) -> V:
         cached = self._values.get(key)
-        if cached is not None and time.monotonic() - cached[0] < settings.METIS_KEY_CACHE_SECONDS:
-            return cached[1]
+        if cached is not None:
+            age, lifetime = time.monotonic() - cached[0], settings.METIS_KEY_CACHE_SECONDS
+            if age < lifetime:
+                if age >= lifetime / 2:  # refreshed ahead, so that no request waits for it
+                    self._loading_of(key)
+                return cached[1]
+        return await asyncio.shield(self._loading_of(key))
+
+    def _loading_of(self, key: K) -> asyncio.Future[V]:
+        """The load of `key` under way, or a new one: one query however many ask."""
         pending = self._loading.get(key)
         if pending is None or pending.get_loop() is not asyncio.get_running_loop():
             pending = self._loading[key] = asyncio.ensure_future(self._refresh(key))
-            pending.add_done_callback(lambda _: self._loading.pop(key, None))
-        return await asyncio.shield(pending)
+            pending.add_done_callback(lambda done: self._loaded(key, done))
+        return pending
+
+    def _loaded(self, key: K, done: asyncio.Future[V]) -> None:
+        if self._loading.get(key) is done:
+            del self._loading[key]
+        if not done.cancelled():
+            done.exception()  # read: an early refresh nobody awaited must not log "never retrieved"
 
     async def _refresh(self, key: K) -> V:
+        # Its age counts from the query, and a clear() while it runs (a change saved, say a
+        # revoked key) means it may have read what changed: served to those waiting, not kept.
+        began, generation = time.monotonic(), self._generation
         try:
             value = await self._load(key)
         except (DatabaseError, InterfaceError) as exc:
@@ -71,9 +94,11 @@ class LoadCache(Generic[K, V]):
                 raise unavailable() from None
             self._values[key] = (time.monotonic(), cached[1])
             return cached[1]
+        if generation != self._generation:
+            return value
         if len(self._values) >= self._max_entries:  # unknown tokens are cached too: stay bounded
             self._values.clear()
-        self._values[key] = (time.monotonic(), value)
+        self._values[key] = (began, value)
         return value
 
     def peek(self, key: K) -> V | None:
@@ -82,6 +107,7 @@ class LoadCache(Generic[K, V]):
         return cached[1] if cached is not None else None
 
     def clear(self) -> None:
+        self._generation += 1
         self._values.clear()
         self._loading.clear()
 

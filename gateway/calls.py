@@ -265,13 +265,13 @@ def observe(call: Call) -> None:
     provider, usage = call.route.upstream.name, call.usage
     model = metrics.model_label(call.route.model, routing.configured_models())
     status = metrics.status_label(call.status)
-    metrics.requests.labels(call.inbound_shape.value, provider, model, status).inc()
+    metrics.labelled(metrics.requests, call.inbound_shape.value, provider, model, status).inc()
     if call.error_class:
-        metrics.errors.labels(metrics.error_label(call.error_class)).inc()
-    metrics.overhead.labels(call.inbound_shape.value).observe(call.overhead_ms / 1000)
+        metrics.labelled(metrics.errors, metrics.error_label(call.error_class)).inc()
+    metrics.labelled(metrics.overhead, call.inbound_shape.value).observe(call.overhead_ms / 1000)
     if call.upstream_started:
         upstream_s = (call.finished or time.perf_counter()) - call.upstream_started
-        metrics.upstream_latency.labels(provider, model).observe(upstream_s)
+        metrics.labelled(metrics.upstream_latency, provider, model).observe(upstream_s)
     for kind, count in (
         ("input", usage.input_tokens),
         ("output", usage.output_tokens),
@@ -280,6 +280,6 @@ def observe(call: Call) -> None:
         ("reasoning", usage.reasoning_tokens),
     ):
         if count:
-            metrics.tokens.labels(provider, model, kind).inc(count)
+            metrics.labelled(metrics.tokens, provider, model, kind).inc(count)
     if call.cost_usd:
-        metrics.cost.labels(provider, model).inc(float(call.cost_usd))
+        metrics.labelled(metrics.cost, provider, model).inc(float(call.cost_usd))

@@ -1,0 +1,31 @@
+"""`metis gateway` with its call journal off, for bench/gateway_bench.py only.
+
+    uv run python bench/without_journal.py gateway --port 8081
+
+A bench shows what the journal costs by running without it; no setting turns it off in
+the product, because a gateway without it loses the calls in flight to a `kill -9`.
+Events are still queued to the writer as usual, only nothing is appended to the files.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from metis_site import cli
+
+setup_django = cli.setup_django
+
+
+def setup_without_journal(*, migrate: bool = True) -> None:
+    setup_django(migrate=migrate)
+    from gateway.journal import journal
+
+    journal._append = lambda line: None  # every record "could not be written": none is
+
+
+if __name__ == "__main__":
+    cli.setup_django = setup_without_journal
+    sys.exit(cli.main(sys.argv[1:]))
