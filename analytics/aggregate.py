@@ -25,8 +25,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db.models import Case, Count, F, IntegerField, Max, Q, Sum, Value, When
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    IntegerField,
+    Max,
+    Q,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, TruncDay, TruncHour
 from django.utils import timezone
 
 from analytics.models import GRAINS, LATENCY_BUCKETS, Call, Grain
@@ -112,7 +123,20 @@ CALL_SUMS = {
     "s_unpriced_calls": _count(Q(cost_usd__isnull=True)),
     "s_last_call_at": Max("timestamp"),
 }
-HOUR_SUMS = {**{f"s_{n}": Sum(n) for n in SUMS}, "s_last_call_at": Max("last_call_at")}
+
+
+def _whole(column: str) -> Cast:
+    # PostgreSQL sums a bigint as numeric, which arrives as a Decimal: thousands of groups
+    # of fifty sums each were mostly Decimal arithmetic. The sums fit a bigint.
+    return Cast(Sum(column), BigIntegerField())
+
+
+HOUR_SUMS = {
+    **{f"s_{n}": Sum(n) if n == "cost_usd" else _whole(n) for n in SUMS},
+    "s_last_call_at": Max("last_call_at"),
+}
+LAT_SUMS = {f"s_{c}": _whole(c) for c in LAT_COLUMNS}
+LAT_KEYS = tuple(LAT_SUMS)
 
 
 def _dimension(name: str, time_column: str) -> Any:
@@ -229,7 +253,7 @@ def aggregate(
         else:
             model, column = (grain.hour, "hour") if source == "hour" else (grain.day, "day")
             qs = model.objects.filter(base, **{f"{column}__gte": a, f"{column}__lt": b})
-            lat = {f"s_{c}": Sum(c) for c in LAT_COLUMNS} if latency and not exact else {}
+            lat = LAT_SUMS if latency and not exact else {}
             dim_exprs = {f"g_{d}": _dimension(d, column) for d in dims}
             rows = _rows(qs, dim_exprs, {**HOUR_SUMS, **lat})
         for row in rows:
@@ -237,8 +261,10 @@ def aggregate(
                 continue
             agg = groups[_key(row, dims)]
             agg.add(row)
-            for i, column in enumerate(LAT_COLUMNS if lat else ()):
-                agg.histogram[i] += row[f"s_{column}"] or 0
+            if lat:
+                histogram = agg.histogram
+                for i, key in enumerate(LAT_KEYS):
+                    histogram[i] += row[key] or 0
     if latency:
         edges = [(a, b) for source, a, b in parts if source == "call"]
         ranges = [(scope.start, scope.end)] if exact else edges
