@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +84,10 @@ class Target:
     gateway: bool = False
     sent: int = 0  # requests sent through it (the gateways' events are counted at the end)
     results: dict[str, dict] = field(default_factory=dict)
+    shapes: tuple[str, ...] = ("anthropic", "openai", "responses")  # what it serves
+
+    def serves(self, shape: str) -> bool:
+        return shape in self.shapes
 
     @property
     def pid(self) -> int | None:
@@ -110,9 +116,6 @@ def metis(*args: str) -> list[str]:
 
 
 def wait_for(url: str, timeout: float = 120) -> None:
-    import urllib.error
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -240,6 +243,18 @@ def peak_rss_mb(pid: int) -> float:
 # -- the measurements -----------------------------------------------------------------
 
 
+def requests_404(url: str) -> bool:
+    """Whether `url` answers POST /v1/responses with a 404 (a gateway that predates it)."""
+    request = urllib.request.Request(f"{url}/v1/responses", data=b"{}", method="POST")
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+    except urllib.error.HTTPError as exc:
+        return exc.code == 404
+    except OSError:
+        return False
+    return False
+
+
 def measure_case(
     name: str, shape: str, model_shape: str, stream: bool, direct: Target,
     targets: list[Target], sizes: dict[str, int],
@@ -350,6 +365,8 @@ def print_ratios(names: list[str], reference: Target, targets: list[Target]) -> 
           f"{'+TTFT burst':>13}")  # fmt: skip
     for name in names:
         for t in targets:
+            if name not in t.results:
+                continue
             r = ratios(name, reference, t)
             t.results[name]["vs_reference"] = r
             burst = r.get("burst_ttfb_overhead_p50_ms")
@@ -458,10 +475,14 @@ def main() -> None:
         for t in [direct, *targets]:
             wait_for(f"{t.url}/v1/models")
             wait_for(f"{t.slow_url}/v1/models")
+        for t in targets:  # a baseline from before /v1/responses existed serves two shapes
+            if requests_404(t.url):
+                t.shapes = ("anthropic", "openai")
         for shape, stream in CASES:
             name = f"{shape} {'stream' if stream else 'json'}"
-            measure_case(name, shape, shape, stream, direct, targets, sizes)
-            print_case(name, direct, targets)
+            serving = [t for t in targets if t.serves(shape)]
+            measure_case(name, shape, shape, stream, direct, serving, sizes)
+            print_case(name, direct, serving)
             names.append(name)
         print_ratios(names, reference, gateways)
         if not args.no_cross:
