@@ -16,7 +16,10 @@ from pydantic import TypeAdapter
 from gateway.errors import GatewayError
 from gateway.providers.base import Usage
 from gateway.shapes import internal
+from gateway.shapes.anthropic import answers as claude_answers
+from gateway.shapes.anthropic import requests as claude_requests
 from gateway.shapes.openai_responses import OpenAIResponses, answers
+from gateway.shapes.openai_responses import requests as responses_requests
 from gateway.sse import SSEEvent, SSEParser
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "responses"
@@ -269,3 +272,36 @@ def test_a_providers_garbage_never_raises(payloads: list[Any]) -> None:
         if isinstance(payload, dict):
             assert isinstance(SHAPE.response_to_internal(payload), internal.Response)
     assert isinstance(reader.finish(), list)
+
+
+def test_claudes_redacted_thinking_survives_a_round_trip_through_a_responses_client() -> None:
+    """A Claude answer with thinking and redacted thinking, shown to a Responses caller and
+    handed back in its next turn, reaches Claude again with both blocks intact."""
+    claude = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5",
+        "content": [
+            {"type": "thinking", "thinking": "Let me see.", "signature": "sig-1"},
+            {"type": "redacted_thinking", "data": "opaque-2"},
+            {"type": "text", "text": "Hello."},
+        ],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 5, "output_tokens": 7},
+    }
+    request = internal.Request(model="claude-sonnet-4-5", messages=[])
+    shown = answers.from_internal(claude_answers.response_to_internal(claude), request)
+    handed_back = [item for item in shown["output"] if item["type"] == "reasoning"]
+    next_turn = {"model": "claude-sonnet-4-5", "input": [*handed_back, user("Go on.")]}
+    unportable = internal.Unportable()
+    sent = claude_requests.from_internal(
+        responses_requests.to_internal(next_turn, unportable), unportable
+    )
+    blocks = [b for m in sent["messages"] for b in m["content"] if isinstance(b, dict)]
+    assert {"type": "thinking", "thinking": "Let me see.", "signature": "sig-1"} in blocks
+    assert {"type": "redacted_thinking", "data": "opaque-2"} in blocks
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}

@@ -351,8 +351,14 @@ def _text_or_blocks(parts: list[Any]) -> Any:
 
 
 def _message_out(message: Message) -> dict[str, Any]:
-    # Reasoning from another provider cannot be handed back (its signature is not ours).
-    parts = [p for p in message.parts if not isinstance(p, Reasoning) or p.signature]
+    # Only Claude's own reasoning goes back: thinking with its signature, or redacted
+    # thinking's opaque data (the shapes carry `encrypted` only from Anthropic, packed into
+    # a translated answer). Reasoning from another provider is dropped.
+    parts = [
+        p
+        for p in message.parts
+        if not isinstance(p, Reasoning) or p.signature or p.encrypted is not None
+    ]
     return {"role": message.role, "content": _text_or_blocks(parts)}
 
 
