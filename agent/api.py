@@ -21,6 +21,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import NinjaAPI
+from ninja.errors import ValidationError
 
 from agent import conversation, pipeline, store
 from agent.access import Refused, Who, caller_for_key, who
@@ -90,6 +91,14 @@ def gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
     for name, value in exc.headers.items():
         response[name] = value
     return response
+
+
+@api.exception_handler(ValidationError)
+def invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}" for e in exc.errors
+    )
+    return refused(request, Refused(400, "invalid_request_error", problems or "invalid request"))
 
 
 @api.exception_handler(versioning.UnsupportedVersion)
