@@ -11,7 +11,6 @@ from django.test import Client
 
 from identity.models import TeamMembership
 from tests.factories import make_key, make_team, make_user, make_workspace
-from tests.integration.agent_server import agent_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

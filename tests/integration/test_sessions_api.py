@@ -11,7 +11,6 @@ import pytest
 
 from identity.models import Quota
 from tests.factories import make_key, make_team, make_user, make_workspace
-from tests.integration.agent_server import agent_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
