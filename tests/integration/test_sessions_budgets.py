@@ -56,8 +56,8 @@ def gateway_call(port: int, token: str, content: str, **extra) -> httpx.Response
     return httpx.post(
         f"http://127.0.0.1:{port}/v1/messages",
         headers={"x-api-key": token, "anthropic-version": "2023-06-01"},
-        json={"model": "haiku", "max_tokens": 400, "messages": [{"role": "user", "content": content}],
-              **extra},
+        json={"model": "haiku", "max_tokens": 400,
+              "messages": [{"role": "user", "content": content}], **extra},
         timeout=30,
     )  # fmt: skip
 
@@ -94,7 +94,8 @@ def test_serve_and_its_gateway_hold_one_budget_between_them(tmp_path: Path):
         metis(env, "gateway", "list-keys")  # creates and migrates the database
         metis(env, "manage", "shell", "-c",
               "from identity.models import Team, Quota; t = Team.objects.create(name="
-              f"'agents-shared'); Quota.objects.create(team=t, period='day', hard_cap_usd='{CAP}')")  # fmt: skip
+              "'agents-shared'); Quota.objects.create(team=t, period='day', "
+              f"hard_cap_usd='{CAP}')")  # fmt: skip
         issued = metis(env, "gateway", "issue-key", "--name", "agent-loop", "--workspace",
                        str(tmp_path), "--team", "agents-shared")  # fmt: skip
         token = issued.split("token: ")[1].split()[0]
@@ -128,7 +129,8 @@ def test_serve_and_its_gateway_hold_one_budget_between_them(tmp_path: Path):
             held = Holding("POST", f"http://127.0.0.1:{gateway_port}/v1/messages",
                            headers={"x-api-key": token, "anthropic-version": "2023-06-01"},
                            json={"model": "haiku", "max_tokens": 4096, "stream": True,
-                                 "messages": [{"role": "user", "content": "[[fault:hang]]"}]})  # fmt: skip
+                                 "messages": [{"role": "user",
+                                               "content": "[[fault:hang]]"}]})  # fmt: skip
             held.start()
             assert held.started.wait(30)
             refused_by_serve = sessions.post(path, json={"content": "hello"})
