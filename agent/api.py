@@ -173,10 +173,26 @@ def tool_defs(body: dict) -> list[dict]:
     return checked
 
 
+def body_doc(properties: dict[str, Any]) -> dict[str, Any]:
+    """The request body in the OpenAPI docs (bodies are read here, for errors in this API's
+    own format, so ninja does not describe them)."""
+    schema = {"type": "object", "properties": properties}
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
+
+
+STRING, NULLABLE = {"type": "string"}, {"type": ["string", "null"]}
+TOOL = {"type": "object", "required": ["name"], "properties": {
+    "name": STRING, "description": STRING, "input_schema": {"type": "object"}}}  # fmt: skip
+RESULT = {"type": "object", "required": ["tool_use_id"], "properties": {
+    "tool_use_id": STRING, "content": STRING, "is_error": {"type": "boolean"}}}  # fmt: skip
+
+
 # -- sessions -------------------------------------------------------------------------
 
 
-@api.post("/sessions", tags=["sessions"])
+@api.post("/sessions", tags=["sessions"], openapi_extra=body_doc({
+    "model": STRING, "system": STRING, "title": STRING, "key_id": STRING,
+    "tools": {"type": "array", "items": TOOL}}))  # fmt: skip
 async def create_session(request: HttpRequest) -> HttpResponse:
     """Create a session in the key's workspace. Body (all optional): `model` (a pin),
     `system`, `tools` (Anthropic-style), `title`, and `key_id` when signed in rather
@@ -240,7 +256,8 @@ async def writable(request: HttpRequest, session_id: str) -> tuple[Who, AgentSes
     return who_, session
 
 
-@api.patch("/sessions/{session_id}", tags=["sessions"])
+@api.patch("/sessions/{session_id}", tags=["sessions"],
+           openapi_extra=body_doc({"model": NULLABLE, "title": STRING}))  # fmt: skip
 async def update_session(request: HttpRequest, session_id: str) -> HttpResponse:
     """`{"model": "opus"}` pins the session's model, `{"model": null}` unpins it (the
     routing chain decides again); `title` renames it."""
@@ -269,7 +286,9 @@ async def delete_session(request: HttpRequest, session_id: str) -> HttpResponse:
 # -- turns ----------------------------------------------------------------------------
 
 
-@api.post("/sessions/{session_id}/messages", tags=["sessions"])
+@api.post("/sessions/{session_id}/messages", tags=["sessions"], openapi_extra=body_doc({
+    "content": STRING, "tool_results": {"type": "array", "items": RESULT},
+    "stream": {"type": "boolean"}, "model": STRING}))  # fmt: skip
 async def send_message(request: HttpRequest, session_id: str) -> HttpResponse:
     """Send a message (`content`) or the results of the last turn's tool calls
     (`tool_results`), and get the answer whole or, with `"stream": true`, as server-sent

@@ -273,9 +273,12 @@ def test_metis_api_version_is_negotiated(agent_server, alice_token):
         docs = http.get("/sessions/openapi.json")
     assert ok.status_code == 200 and ok.headers["Metis-API-Version"] == "1.0"
     assert unknown.status_code == 400 and "Unsupported" in unknown.json()["error"]["message"]
-    assert {"/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"} <= set(
-        docs.json()["paths"]
-    )
+    paths = docs.json()["paths"]
+    assert {"/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"} <= set(paths)
+    body = paths["/sessions/{session_id}/messages"]["post"]["requestBody"]
+    assert set(body["content"]["application/json"]["schema"]["properties"]) == {
+        "content", "tool_results", "stream", "model",
+    }  # fmt: skip
 
 
 def test_delete_removes_a_session(agent_server, alice_token):
