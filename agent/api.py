@@ -11,11 +11,6 @@ numbers with their exact digits, the same viewers (agent/access.py). Errors are
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import weakref
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -25,17 +20,14 @@ from ninja import NinjaAPI
 from ninja.errors import ValidationError
 
 from agent import conversation, pipeline, store
+from agent import turns as turns_
 from agent.access import Refused, Who, caller_for_key, who
-from agent.conversation import Answer
 from agent.models import AgentSession
 from analytics import versioning
 from analytics.api import JSONRenderer, _default
-from gateway import calls
 from gateway.errors import GatewayError
 from gateway.proxy import SSE_HEADERS
-from gateway.shapes import internal
 
-logger = logging.getLogger(__name__)
 MAX_LIST = 500
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403:
                "permission_error", 404: "not_found_error", 409: "conflict_error",
@@ -51,10 +43,6 @@ api = NinjaAPI(
     docs_url="/sessions/docs",
     openapi_url="/sessions/openapi.json",
 )
-# Sessions with a turn in flight (one at a time each). Weak: a turn whose response was
-# dropped unread (the client left between the view's return and its first byte) frees
-# its session when it is collected.
-_running: weakref.WeakValueDictionary[str, RunningTurn] = weakref.WeakValueDictionary()
 
 
 def error_body(type_: str, message: str) -> bytes:
@@ -302,136 +290,9 @@ async def send_message(request: HttpRequest, session_id: str) -> HttpResponse:
     pin = model_field(body) or session.model or None
     turns = await sync_to_async(store.turns_of)(session)
     message, results = conversation.check_message(body, conversation.pending_tool_calls(turns))
-    if session.id in _running:
-        raise Refused(409, "conflict_error", "A turn is already running in this session; "
-                      "wait for it or cancel it.")  # fmt: skip
-    _running[session.id] = placeholder = RunningTurn.placeholder()
-    try:
-        turn = await start_turn(who_, session, turns, pin, message, results)
-    finally:
-        _running.pop(session.id, None)
-        del placeholder
-    _running[session.id] = turn
+    turn = await turns_.start(who_, session, turns, pin, message, results)
     if stream:
         response = StreamingHttpResponse(turn.sse(), content_type="text/event-stream",
                                          headers=SSE_HEADERS)  # fmt: skip
         return versioned(request, response)
     return answer(request, await turn.whole())
-
-
-async def start_turn(who_: Who, session: AgentSession, turns: list, pin: str | None,
-                     message: str | None, results: list | None) -> RunningTurn:  # fmt: skip
-    caller = await caller_for_key(who_, session.gateway_key_id)
-    route = await pipeline.route(caller, pin, tools=bool(session.tools))
-    request = internal.Request(
-        model=route.model,
-        messages=[*conversation.history(turns), conversation.asked(message, results)],
-        system=[internal.Text(session.system)] if session.system else [],
-        tools=conversation.tools_of(session),
-    )
-    started = await pipeline.start(caller, route, request)
-    return RunningTurn(session.id, store.new_turn_id(), started, message, results)
-
-
-class RunningTurn:
-    """A turn the provider is answering: read whole, or relayed as events; stored when it
-    ends, cancelled or not."""
-
-    def __init__(self, session_id: str, turn_id: str, started: pipeline.Started,
-                 message: str | None, results: list | None) -> None:  # fmt: skip
-        self.session_id, self.turn_id, self.started = session_id, turn_id, started
-        self.message, self.results = message, results
-        self.answer = Answer()
-        self.consumed = False  # its events were read (or it was read whole)
-
-    @classmethod
-    def placeholder(cls) -> RunningTurn:
-        """Holds a session's place while its turn is being routed and sent."""
-        turn = cls.__new__(cls)
-        turn.consumed = True
-        return turn
-
-    def __del__(self) -> None:
-        if self.consumed:
-            return
-        # Never read: the client left before the first byte. Close the provider's
-        # connection and record the call as the relay would have.
-        call = self.started.call
-        self.started.response.close()
-        call.error_class = "CANCELLED"
-        calls.record(call)
-
-    @property
-    def call(self):
-        return self.started.call
-
-    def head(self) -> dict:
-        route = self.call.route
-        return {"turn_id": self.turn_id, "model": route.model, "provider": route.upstream.name,
-                "decided_by": route.decided_by}  # fmt: skip
-
-    async def whole(self) -> dict:
-        self.consumed, status = True, "cancelled"
-        try:
-            async with contextlib.aclosing(pipeline.events(self.started)) as events:
-                async for event in events:
-                    self.answer.read(event)
-            status = "error" if self.answer.error else "completed"
-        finally:
-            saved = await self.store(status)
-        if self.answer.error and status == "error":
-            raise Refused(502, "api_error", self.answer.error)
-        return saved
-
-    async def sse(self) -> AsyncIterator[bytes]:
-        self.consumed, status = True, "cancelled"
-        try:
-            yield event_bytes("turn.started", self.head())
-            async with contextlib.aclosing(pipeline.events(self.started)) as events:
-                async for event in events:
-                    if (out := self.answer.read(event)) is None:
-                        continue
-                    kind, value = out
-                    if kind == "text":
-                        yield event_bytes("text.delta", {"text": value})
-                    else:
-                        yield event_bytes("tool_use", value)
-            status = "error" if self.answer.error else "completed"
-        finally:
-            saved = await self.store(status)
-        if status == "error":
-            yield event_bytes("error", {"error": {"type": "api_error",
-                                                  "message": self.answer.error}})  # fmt: skip
-        else:
-            yield event_bytes("turn.completed", saved)
-
-    async def store(self, status: str) -> dict:
-        """Store the turn, even when the task is being cancelled (shielded)."""
-        try:
-            return await asyncio.shield(asyncio.ensure_future(self._store(status)))
-        finally:
-            if _running.get(self.session_id) is self:
-                del _running[self.session_id]
-
-    async def _store(self, status: str) -> dict:
-        call, answer_ = self.call, self.answer
-        outcome = store.Outcome(
-            turn_id=self.turn_id, status=status, user_message=self.message,
-            tool_results=self.results, text=answer_.text, tool_calls=answer_.tool_calls,
-            stop_reason=answer_.stop_reason, error=answer_.error, model=call.route.model,
-            provider=call.route.upstream.name, decided_by=call.route.decided_by,
-            call_id=call.request_id, usage=call.usage, cost_usd=call.cost_usd,
-        )  # fmt: skip
-        try:
-            saved = await sync_to_async(store.save_turn)(self.session_id, outcome)
-        except Exception:
-            logger.exception("could not store turn %s of %s", self.turn_id, self.session_id)
-            raise
-        if saved is None:
-            return {"turn": None, "session": None}
-        turn, session = saved
-        return {"turn": store.turn_json(turn), "session": store.summary(session)}
-
-
-def event_bytes(name: str, data: Any) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data, default=_default) + b"\n\n"
