@@ -11,6 +11,7 @@ numbers with their exact digits, the same viewers (agent/access.py). Errors are
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from analytics.api import JSONRenderer, _default
 from gateway.errors import GatewayError
 from gateway.proxy import SSE_HEADERS
 
+logger = logging.getLogger(__name__)
 MAX_LIST = 500
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403:
                "permission_error", 404: "not_found_error", 409: "conflict_error",
@@ -75,6 +77,10 @@ def refused(request: HttpRequest, exc: Refused) -> HttpResponse:
                             content_type="application/json")  # fmt: skip
     if exc.status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="metis"'
+    if exc.status >= 500:
+        # The provider's failure, relayed: logged as such, not as Django's server error.
+        logger.warning("%s: %s", request.path, exc.message)
+        response._has_been_logged = True
     return versioned(request, response)
 
 
