@@ -19,6 +19,7 @@ closed and the call recorded with error_class CANCELLED.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from gateway.proxy import StreamUsage, is_event_stream, send, upstream_request_i
 from gateway.shapes import SHAPES, Shape, internal
 from gateway.sse import SSEParser
 
+logger = logging.getLogger(__name__)
 SHAPE = Shape.IN_PROCESS
 MAX_OUTPUT_TOKENS = 4096  # what the Anthropic shape sends when a caller names none
 
@@ -92,6 +94,8 @@ async def start(caller: auth.Caller, route_: routing.Route, request: internal.Re
         base_url=route_.upstream.base_url,
     )
     response = await send(call, upstream, sent)
+    if call.reservation is not None and not call.reservation.shared:
+        warn_unshared_budgets()
     if response.status == 200 and is_event_stream(response):
         calls.progress(call, None, 0)
         return Started(call, response)
@@ -112,6 +116,19 @@ async def start(caller: auth.Caller, route_: routing.Route, request: internal.Re
     status = response.status if response.status != 200 else 502
     raise UpstreamRefused(status, f"The provider refused the turn: {message}",
                           error_class=call.error_class)  # fmt: skip
+
+
+_warned = False
+
+
+def warn_unshared_budgets() -> None:
+    """Once per process: turns held to budgets in this process's memory alone."""
+    global _warned
+    if not _warned:
+        _warned = True
+        logger.warning("agent turns hold their budgets in this process and the gateway "
+                       "holds its calls' in its own: set REDIS_URL to hold both against one "
+                       "budget (README, The agent surface)")  # fmt: skip
 
 
 async def events(started: Started) -> AsyncIterator[internal.StreamEvent]:

@@ -304,3 +304,19 @@ def test_a_key_s_allowed_models_hold_for_its_sessions(agent_server):
     assert refused_pin.json()["error"]["type"] == "permission_error"
     assert refused_turn.status_code == 403 and "opus" in refused_turn.json()["error"]["message"]
     assert allowed["turn"]["model"] == "claude-haiku-4-5"
+
+
+def test_budgets_held_in_this_process_alone_are_warned_of_once(
+    agent_server, alice_key, caplog, monkeypatch
+):
+    from agent import pipeline
+
+    monkeypatch.setattr(pipeline, "_warned", False)
+    key, token = alice_key
+    Quota.objects.create(team=key.team, period="day", hard_cap_usd="10")
+    with client(agent_server, token) as http:
+        session = new_session(http, model="haiku")
+        for text in ("one", "two"):
+            say(http, session["id"], content=text)
+    warnings = [r.getMessage() for r in caplog.records if "set REDIS_URL" in r.getMessage()]
+    assert len(warnings) == 1
