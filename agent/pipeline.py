@@ -33,7 +33,7 @@ from gateway.calls import Call
 from gateway.crossing import relayed_error
 from gateway.errors import GatewayError
 from gateway.exchange import encode
-from gateway.proxy import StreamUsage, is_event_stream, send, upstream_request_id
+from gateway.proxy import StreamUsage, is_event_stream, send
 from gateway.shapes import SHAPES, Shape, internal
 from gateway.sse import SSEParser
 
@@ -109,11 +109,12 @@ async def start(caller: auth.Caller, route_: routing.Route, request: internal.Re
         raise
     finally:
         response.release()
-    call.upstream_request_id = upstream_request_id(response)
-    call.error_class = f"UPSTREAM_{response.status}"
+    # An error status, or (never from a real provider) a 200 that is no stream.
+    ok = response.status == 200
+    call.error_class = "UPSTREAM_ERROR" if ok else f"UPSTREAM_{response.status}"
     calls.record(call)
     message, _ = relayed_error(content, response.status)
-    status = response.status if response.status != 200 else 502
+    status = 502 if ok else response.status
     raise UpstreamRefused(status, f"The provider refused the turn: {message}",
                           error_class=call.error_class)  # fmt: skip
 
