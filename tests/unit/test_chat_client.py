@@ -207,9 +207,12 @@ def test_a_refused_turn_is_one_line(reply, line):
 
 
 def test_an_error_event_mid_stream_ends_the_answer_with_one_line():
-    stream = sse(("turn.started", {"model": "m", "decided_by": "request"}),
-                 ("text.delta", {"text": "Par"}),
-                 ("error", {"error": {"type": "upstream", "message": "the provider failed"}}))  # fmt: skip
+    failed = {"error": {"type": "upstream", "message": "the provider failed"}}
+    stream = sse(
+        ("turn.started", {"model": "m", "decided_by": "request"}),
+        ("text.delta", {"text": "Par"}),
+        ("error", failed),
+    )
     chat, out = chat_with(FakeServer(stream))
 
     chat.handle("hi")

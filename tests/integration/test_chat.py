@@ -1,0 +1,213 @@
+"""`metis chat` in a pseudo-terminal against a real `metis serve`, whose sessions call the
+mock provider in-process: a conversation, a pin, a Ctrl-C cancel, a resume, and the one
+line said for each kind of mistake. The key is the local one `metis chat` makes itself,
+for a workspace whose `.metis/routing.yaml` chooses the model."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mock_provider import MockProviderThread
+from tests.integration.gateway_process import gateway_env
+from tests.integration.processes import REPO, free_port
+from tests.integration.terminal import Terminal
+
+FOOTER = re.compile(r"\[(\d+) in · (\d+) out · \$([0-9.]+) · session \$([0-9.]+)\]")
+
+
+@dataclass
+class Setup:
+    url: str
+    env: dict[str, str]
+    project: Path
+    mock: MockProviderThread
+    home: Path
+
+    def chat(self, *args: str, **env: str) -> Terminal:
+        command = [sys.executable, "-m", "metis_site.cli", "chat", "--url", self.url, *args]
+        return Terminal(command, env={**self.env, **env}, cwd=self.project)
+
+    def token(self) -> str:
+        keys = json.loads((self.home / "chat-keys.json").read_text())
+        return keys[str(self.project.resolve())]["token"]
+
+    def api(self, path: str) -> dict:
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        return httpx.get(f"{self.url}{path}", headers=headers, timeout=10).json()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> Iterator[Setup]:
+    root = tmp_path_factory.mktemp("chat")
+    home, project = root / "home", root / "project"
+    (project / ".metis").mkdir(parents=True)
+    (project / ".metis" / "routing.yaml").write_text("default: haiku\n")
+    with MockProviderThread(token_delay=0.005) as mock:
+        env = gateway_env(home, mock.url)
+        env.update(METIS_SERVE_GATEWAY="0", TERM="dumb", PYTHONUNBUFFERED="1")
+        env.pop("METIS_GATEWAY_KEY", None)
+        port = free_port()
+        home.mkdir()
+        with (home / "serve.log").open("wb") as log:
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "metis_site.cli", "serve", "--port", str(port)],
+                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(f"{url}/health", serve, home / "serve.log")
+            yield Setup(url, env, project, mock, home)
+        finally:
+            serve.terminate()
+            serve.wait(60)
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"metis serve did not start\n{log.read_text()}"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+
+def turn(terminal: Terminal, text: str) -> tuple[Decimal, Decimal]:
+    """Send a message; return (this turn's cost, the session's total) from its footer."""
+    terminal.line(text)
+    found = terminal.expect(FOOTER)
+    return Decimal(found[3]), Decimal(found[4])
+
+
+def test_a_conversation_a_pin_a_cancel_and_a_resume(setup):
+    chat = setup.chat()
+    try:
+        chat.expect("created the local gateway key metis-chat (gk_")
+        chat.expect(f"for {setup.project.resolve()}; its token is in {setup.home}/chat-keys.json")
+        chat.expect("you> ")
+
+        # Two turns; routing.yaml in the key's workspace chooses the model.
+        chat.line("Hello, who are you?")
+        chat.expect("[claude-haiku-4-5 · routing_rules]")
+        first, total = Decimal(chat.expect(FOOTER)[3]), None
+        second, total = turn(chat, "Tell me more.")
+        assert first > 0 and second > 0 and total == first + second
+        chat.expect("you> ")
+
+        # A pin overrides routing until it is taken off.
+        chat.line("/model sonnet")
+        chat.expect("pinned to sonnet")
+        chat.expect("you (sonnet)> ")
+        chat.line("And now?")
+        chat.expect("[claude-sonnet-4-6 · ")
+        _, total = (Decimal(m) for m in chat.expect(FOOTER).group(3, 4))
+        chat.line("/model off")
+        chat.expect("unpinned")
+        chat.expect("you> ")
+
+        # Ctrl-C while the answer streams (the mock stalls mid-answer) cancels the turn.
+        chat.line("A long story, please [[fault:hang]]")
+        chat.expect("[claude-haiku-4-5 · routing_rules]")
+        chat.type("\x03")
+        chat.expect("[cancelled]")
+        chat.expect("you> ")
+        # A second Ctrl-C at the prompt leaves, saying how to come back.
+        chat.type("\x03")
+        session_id = chat.expect(re.compile(r"continue with: metis chat --resume (ses_\S+)"))[1]
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+
+    session = wait_until_cancelled(setup, session_id)
+    assert [t["status"] for t in session["turns"]] == ["completed"] * 3 + ["cancelled"]
+    assert [t["decided_by"] for t in session["turns"]][:2] == ["routing_rules"] * 2
+    assert Decimal(str(session["total_cost_usd"])) >= total
+    assert gone_upstream(setup.mock), "the provider call was not cancelled"
+
+    # Resume: the earlier turns, briefly, then the conversation goes on where it was.
+    chat = setup.chat("--resume", session_id)
+    try:
+        chat.expect("you> Hello, who are you?")
+        chat.expect("you> A long story, please [[fault:hang]]")
+        chat.expect("(cancelled)")
+        chat.expect(f"session {session_id}: 4 turns, $")
+        assert "created the local gateway key" not in chat.screen  # made once, reused
+        chat.expect("you> ")
+        chat.line("One more thing.")
+        chat.expect("[claude-haiku-4-5 · routing_rules]")
+        chat.expect(FOOTER)
+        chat.expect("you> ")
+        chat.type("\x04")  # Ctrl-D
+        chat.expect(f"continue with: metis chat --resume {session_id}")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    sent = setup.mock.requests[-1]["body"]["messages"]
+    said = json.dumps(sent)
+    assert "Hello, who are you?" in said and "One more thing." in said  # the server kept it
+
+
+def wait_until_cancelled(setup: Setup, session_id: str) -> dict:
+    """The server records the cancel once it notices the closed stream."""
+    deadline = time.monotonic() + 30
+    while True:
+        session = setup.api(f"/sessions/{session_id}")
+        if session["turns"] and session["turns"][-1]["status"] != "completed":
+            return session
+        assert time.monotonic() < deadline, session
+        time.sleep(0.2)
+
+
+def gone_upstream(mock: MockProviderThread) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(
+            "[[fault:hang]]" in json.dumps(r["body"]) and (r["disconnected"] or r["status"] == 499)
+            for r in mock.requests
+        ):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def run_chat(setup: Setup, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "metis_site.cli", "chat", *args],
+        env={**setup.env, **env}, cwd=setup.project, capture_output=True, text=True,
+        timeout=120, input="",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "line"),
+    [
+        (["--resume", "ses_nope"], {}, "metis: no session 'ses_nope' (/sessions lists yours)"),
+        (["--url", "http://127.0.0.1:9"], {},
+         "metis: cannot reach Metis at http://127.0.0.1:9 (is 'metis serve' running?)"),
+        (["--token", "sk-ant-nope"], {},
+         "metis: --token must be a gateway token, which starts with gw_"),
+        ([], {"METIS_GATEWAY_KEY": "gw_01JNOTAREALTOKEN"},
+         "metis: the server refused the token: "),
+    ],
+    ids=["unknown-session", "unreachable", "not-a-token", "refused-token"],
+)  # fmt: skip
+def test_a_mistake_is_one_line_and_no_traceback(setup, args, env, line):
+    url = [] if "--url" in args else ["--url", setup.url]
+    result = run_chat(setup, *url, *args, **env)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(line), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr + result.stdout
