@@ -80,6 +80,11 @@ async def lookup(token: str) -> KeySnapshot | None:
     return await _keys.get(keys.hash_token(token))
 
 
+async def lookup_hash(token_hash: str) -> KeySnapshot | None:
+    """A key by its token's hash (agent sessions: the key a session belongs to)."""
+    return await _keys.get(token_hash)
+
+
 def forget_cached_keys() -> None:
     _keys.clear()
 

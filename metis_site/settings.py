@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "identity",
     "analytics",
     "gateway",
+    "agent",
 ]
 
 if METIS_ROLE == "gateway":

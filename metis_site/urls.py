@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from agent.api import api as sessions_api
 from analytics import exports, views
 from analytics.api import api
 from identity import oidc, signin
@@ -21,6 +22,7 @@ urlpatterns = [
     path("login/oidc/callback/", oidc.callback, name="oidc-callback"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/export/<slug:table>.csv", exports.export, name="dashboard-export"),
+    path("", sessions_api.urls),
     path("", api.urls),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -34,6 +34,10 @@ class Shape(StrEnum):
     ANTHROPIC = "anthropic"  # Anthropic Messages
     OPENAI = "openai"  # OpenAI Chat Completions
     RESPONSES = "responses"  # the OpenAI Responses API
+    # No wire shape: an agent session's turn on `metis serve`, built in the internal form
+    # and sent through the same pipeline (agent/pipeline.py). Not in SHAPES: no client
+    # speaks it, and its calls are always translated into the provider's first shape.
+    IN_PROCESS = "in-process"
 
 
 @dataclass(frozen=True, slots=True)

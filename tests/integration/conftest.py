@@ -117,3 +117,7 @@ def token(transactional_db: None) -> str:
         workspace=make_workspace(path="/srv/buyer-project"),
     )
     return token
+
+
+# `metis serve`'s application in a thread, for /sessions/* (agent/).
+from tests.integration.agent_server import agent_server  # noqa: E402, F401
