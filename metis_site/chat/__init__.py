@@ -72,7 +72,7 @@ def server_url(value: str) -> str:
 def find_token(given: str | None, url: str) -> tuple[str, str | None]:
     """(token, the file it came from when it is the local key, else None)."""
     from metis_site.chat import local_key
-    from metis_site.chat.api import ChatError
+    from metis_site.chat.api import ChatError, check_reachable
 
     token = (given or os.environ.get(TOKEN_ENV) or "").strip()
     if token:
@@ -86,6 +86,7 @@ def find_token(given: str | None, url: str) -> tuple[str, str | None]:
             f"metis chat needs a gateway token: --token gw_… or {TOKEN_ENV} (issue one with"
             " 'metis gateway issue-key'); a local key is made only beside a local metis serve"
         )
+    check_reachable(url)
     token, notice = local_key.token_for(os.getcwd())
     if notice:
         print(notice, flush=True)

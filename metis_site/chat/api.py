@@ -31,6 +31,20 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
+def unreachable(url: str, exc: httpx.TransportError) -> ChatError:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return ChatError(f"cannot reach Metis at {url} (is 'metis serve' running?)")
+    return ChatError(f"lost the connection to {url}: {exc or type(exc).__name__}")
+
+
+def check_reachable(url: str) -> None:
+    """Before anything is made for a server (a local key), that it is there at all."""
+    try:
+        httpx.get(f"{url}/health", timeout=10)
+    except httpx.TransportError as exc:
+        raise unreachable(url, exc) from None
+
+
 class Sessions:
     """A client of one server with one token; `transport` lets unit tests fake the server."""
 
@@ -102,9 +116,7 @@ class Sessions:
             raise self.not_metis(reply) from None
 
     def unreachable(self, exc: httpx.TransportError) -> ChatError:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            return ChatError(f"cannot reach Metis at {self.url} (is 'metis serve' running?)")
-        return ChatError(f"lost the connection to {self.url}: {exc or type(exc).__name__}")
+        return unreachable(self.url, exc)
 
     def refusal(self, reply: httpx.Response, *, missing: str = "") -> ChatError:
         """The server's own message; a few statuses get a hint of what to do about them."""

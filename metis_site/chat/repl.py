@@ -154,7 +154,8 @@ class Chat:
                         self.say("\n" if streamed else "", end="")
                         raise ChatError(error.get("message") or "the turn failed")
         except KeyboardInterrupt:
-            self.say(f"{chr(10) if streamed else ''}[cancelled]")
+            # The terminal echoed ^C where the cursor was: below the answer, or over it.
+            self.say(f"{chr(10) if streamed else self.line_start()}[cancelled]")
             self.say("(Ctrl-C again to leave)")
             self.interrupted = True
             return
@@ -170,7 +171,10 @@ class Chat:
         self.say(render.turn_footer(turn, summary))
         self.session = {**(self.session or {}), **summary}
 
+    def line_start(self) -> str:
+        return "\r" if self.out.isatty() else ""
+
     def goodbye(self) -> None:
         if self.session and self.session.get("id"):
             sid = self.session["id"]
-            self.say(f"{render.totals(self.session)}; continue with: metis chat --resume {sid}")
+            self.say(f"session {sid}; continue with: metis chat --resume {sid}")

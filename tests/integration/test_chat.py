@@ -136,6 +136,8 @@ def test_a_conversation_a_pin_a_cancel_and_a_resume(setup):
     assert [t["decided_by"] for t in session["turns"]][:2] == ["routing_rules"] * 2
     assert Decimal(str(session["total_cost_usd"])) >= total
     assert gone_upstream(setup.mock), "the provider call was not cancelled"
+    call = recorded_call(setup, session["turns"][-1]["call_id"])
+    assert (call["error_class"], call["inbound_shape"]) == ("CANCELLED", "in-process")
 
     # Resume: the earlier turns, briefly, then the conversation goes on where it was.
     chat = setup.chat("--resume", session_id)
@@ -168,6 +170,17 @@ def wait_until_cancelled(setup: Setup, session_id: str) -> dict:
         if session["turns"] and session["turns"][-1]["status"] != "completed":
             return session
         assert time.monotonic() < deadline, session
+        time.sleep(0.2)
+
+
+def recorded_call(setup: Setup, call_id: str) -> dict:
+    """The call as the analytics API lists it, once its events are written."""
+    deadline = time.monotonic() + 30
+    while True:
+        calls = setup.api("/analytics/activity?window=24h")["calls"]
+        if found := [c for c in calls if call_id in (c["id"], c["request_id"])]:
+            return found[0]
+        assert time.monotonic() < deadline, calls
         time.sleep(0.2)
 
 
