@@ -44,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
     chat = Chat(api)
     try:
         api.list(limit=1)  # is the server there, and does it take this token? Say so now.
-        if args.resume:
-            chat.resume(args.resume.strip())
+        resumed = api.get(args.resume.strip()) if args.resume else None
     except ChatError as exc:
         if exc.status == 401 and local:
             raise ChatError(
@@ -54,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             ) from None
         raise
     chat.say(f"metis chat on {url}; /help for commands, Ctrl-D to leave")
+    if resumed:
+        chat.show(resumed)
     try:
         return chat.run()
     finally:

@@ -122,7 +122,10 @@ class Chat:
             self.say(f"{mark} {render.session_line(session)}")
 
     def resume(self, session_id: str) -> None:
-        session = self.api.get(session_id)
+        self.show(self.api.get(session_id))
+
+    def show(self, session: dict[str, Any]) -> None:
+        """Take up `session`, showing its earlier turns briefly."""
         self.session, self.pin = session, None
         for line in render.history(session):
             self.say(line)

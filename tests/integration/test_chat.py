@@ -224,3 +224,31 @@ def test_a_mistake_is_one_line_and_no_traceback(setup, args, env, line):
     assert result.returncode == 1
     assert result.stderr.startswith(line), result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_refused_budget_is_one_line_and_the_chat_goes_on(setup):
+    issued = subprocess.run(
+        [sys.executable, "-m", "metis_site.cli", "gateway", "issue-key", "--name", "broke",
+         "--workspace", str(setup.project)],
+        env=setup.env, cwd=REPO, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    token = re.search(r"token: (gw_\S+)", issued.stdout)[1]
+    key_id = re.search(r"key_id: (\S+)", issued.stdout)[1]
+    subprocess.run(
+        [sys.executable, "-m", "metis_site.cli", "manage", "shell", "-c",
+         "from identity.models import Quota; "
+         f"Quota.objects.create(key_id='{key_id}', period='total', hard_cap_usd=0)"],
+        env=setup.env, cwd=REPO, check=True, timeout=120,
+    )  # fmt: skip
+    chat = setup.chat("--token", token)
+    try:
+        chat.expect("you> ")
+        chat.line("Anything at all?")
+        refusal = chat.expect(re.compile(r"\nmetis: (.*)\n"))[1]
+        chat.expect("you> ")  # still here: the next message may go to a pinned, cheaper model
+        chat.type("\x04")
+        assert chat.finish() == 0
+    finally:
+        chat.kill()
+    assert "budget" in refusal.lower(), refusal
+    assert "Traceback" not in chat.screen
