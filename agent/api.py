@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from agent.conversation import Answer
 from agent.models import AgentSession
 from analytics import versioning
 from analytics.api import JSONRenderer, _default
+from gateway import calls
 from gateway.errors import GatewayError
 from gateway.proxy import SSE_HEADERS
 from gateway.shapes import internal
@@ -49,7 +51,10 @@ api = NinjaAPI(
     docs_url="/sessions/docs",
     openapi_url="/sessions/openapi.json",
 )
-_running: set[str] = set()  # sessions with a turn in flight (one at a time each)
+# Sessions with a turn in flight (one at a time each). Weak: a turn whose response was
+# dropped unread (the client left between the view's return and its first byte) frees
+# its session when it is collected.
+_running: weakref.WeakValueDictionary[str, RunningTurn] = weakref.WeakValueDictionary()
 
 
 def error_body(type_: str, message: str) -> bytes:
@@ -281,12 +286,13 @@ async def send_message(request: HttpRequest, session_id: str) -> HttpResponse:
     if session.id in _running:
         raise Refused(409, "conflict_error", "A turn is already running in this session; "
                       "wait for it or cancel it.")  # fmt: skip
-    _running.add(session.id)
+    _running[session.id] = placeholder = RunningTurn.placeholder()
     try:
         turn = await start_turn(who_, session, turns, pin, message, results)
-    except BaseException:
-        _running.discard(session.id)
-        raise
+    finally:
+        _running.pop(session.id, None)
+        del placeholder
+    _running[session.id] = turn
     if stream:
         response = StreamingHttpResponse(turn.sse(), content_type="text/event-stream",
                                          headers=SSE_HEADERS)  # fmt: skip
@@ -317,6 +323,24 @@ class RunningTurn:
         self.session_id, self.turn_id, self.started = session_id, turn_id, started
         self.message, self.results = message, results
         self.answer = Answer()
+        self.consumed = False  # its events were read (or it was read whole)
+
+    @classmethod
+    def placeholder(cls) -> RunningTurn:
+        """Holds a session's place while its turn is being routed and sent."""
+        turn = cls.__new__(cls)
+        turn.consumed = True
+        return turn
+
+    def __del__(self) -> None:
+        if self.consumed:
+            return
+        # Never read: the client left before the first byte. Close the provider's
+        # connection and record the call as the relay would have.
+        call = self.started.call
+        self.started.response.close()
+        call.error_class = "CANCELLED"
+        calls.record(call)
 
     @property
     def call(self):
@@ -328,7 +352,7 @@ class RunningTurn:
                 "decided_by": route.decided_by}  # fmt: skip
 
     async def whole(self) -> dict:
-        status = "cancelled"
+        self.consumed, status = True, "cancelled"
         try:
             async with contextlib.aclosing(pipeline.events(self.started)) as events:
                 async for event in events:
@@ -341,7 +365,7 @@ class RunningTurn:
         return saved
 
     async def sse(self) -> AsyncIterator[bytes]:
-        status = "cancelled"
+        self.consumed, status = True, "cancelled"
         try:
             yield event_bytes("turn.started", self.head())
             async with contextlib.aclosing(pipeline.events(self.started)) as events:
@@ -367,7 +391,8 @@ class RunningTurn:
         try:
             return await asyncio.shield(asyncio.ensure_future(self._store(status)))
         finally:
-            _running.discard(self.session_id)
+            if _running.get(self.session_id) is self:
+                del _running[self.session_id]
 
     async def _store(self, status: str) -> dict:
         call, answer_ = self.call, self.answer
