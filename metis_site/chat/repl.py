@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from metis_site.chat import render
 from metis_site.chat.api import ChatError, Sessions
 
 PROMPT = "you> "
+CONFLICT_TRIES, CONFLICT_PAUSE = 20, 0.25  # up to 5 s for a cancelled turn to be put away
 
 
 class Chat:
@@ -25,6 +28,7 @@ class Chat:
         self.session: dict[str, Any] | None = None
         self.pin: str | None = None  # asked for before the session exists
         self.interrupted = False  # the last thing the person did was Ctrl-C
+        self.cancelled = False  # the last turn was cancelled
 
     def say(self, text: str = "", end: str = "\n") -> None:
         self.out.write(text + end)
@@ -137,9 +141,9 @@ class Chat:
         if self.session is None:
             self.session = self.api.create(model=self.pin)
             self.pin = None
-        events = self.api.send(self.session["id"], text)
         streamed = completed = False
         try:
+            events = self.first_event(text)
             with contextlib.closing(events):
                 for name, data in events:
                     if name == "turn.started":
@@ -160,11 +164,30 @@ class Chat:
             # The terminal echoed ^C where the cursor was: below the answer, or over it.
             self.say(f"{chr(10) if streamed else self.line_start()}[cancelled]")
             self.say("(Ctrl-C again to leave)")
-            self.interrupted = True
+            self.interrupted = self.cancelled = True
             return
         if not completed:
             self.say("\n" if streamed else "", end="")
             raise ChatError("the answer stopped before the turn completed")
+
+    def first_event(self, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The turn's events, the first already read. Just after a cancel the server may
+        still be putting that turn away (a 409 for a moment): then wait for it, briefly."""
+        attempt = 0
+        while True:
+            events = self.api.send(self.session["id"], text)
+            try:
+                first = next(events)
+            except StopIteration:
+                return events
+            except ChatError as exc:
+                attempt += 1
+                if exc.status != 409 or not self.cancelled or attempt >= CONFLICT_TRIES:
+                    raise
+                time.sleep(CONFLICT_PAUSE)
+                continue
+            self.cancelled = False
+            return replay(first, events)
 
     def finish(self, data: dict[str, Any], streamed: bool) -> None:
         turn, summary = data.get("turn") or {}, data.get("session") or {}
@@ -181,3 +204,8 @@ class Chat:
         if self.session and self.session.get("id"):
             sid = self.session["id"]
             self.say(f"session {sid}; continue with: metis chat --resume {sid}")
+
+
+def replay(first: tuple[str, dict[str, Any]], events: Iterator) -> Iterator:
+    yield first
+    yield from events  # closing this closes `events`, and so the connection

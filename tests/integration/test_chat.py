@@ -85,9 +85,8 @@ def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
             time.sleep(0.2)
 
 
-def turn(terminal: Terminal, text: str) -> tuple[Decimal, Decimal]:
-    """Send a message; return (this turn's cost, the session's total) from its footer."""
-    terminal.line(text)
+def footer(terminal: Terminal) -> tuple[Decimal, Decimal]:
+    """(this turn's cost, the session's total), as the turn's last line shows them."""
     found = terminal.expect(FOOTER)
     return Decimal(found[3]), Decimal(found[4])
 
@@ -102,9 +101,13 @@ def test_a_conversation_a_pin_a_cancel_and_a_resume(setup):
         # Two turns; routing.yaml in the key's workspace chooses the model.
         chat.line("Hello, who are you?")
         chat.expect("[claude-haiku-4-5 · routing_rules]")
-        first, total = Decimal(chat.expect(FOOTER)[3]), None
-        second, total = turn(chat, "Tell me more.")
-        assert first > 0 and second > 0 and total == first + second
+        chat.expect("You said: Hello, who are you?")  # the mock's answer, streamed
+        first, total = footer(chat)
+        assert first > 0 and total == first
+        chat.line("Tell me more.")
+        chat.expect("[claude-haiku-4-5 · routing_rules]")
+        second, total = footer(chat)
+        assert second > 0 and total == first + second
         chat.expect("you> ")
 
         # A pin overrides routing until it is taken off.
@@ -113,7 +116,7 @@ def test_a_conversation_a_pin_a_cancel_and_a_resume(setup):
         chat.expect("you (sonnet)> ")
         chat.line("And now?")
         chat.expect("[claude-sonnet-4-6 · ")
-        _, total = (Decimal(m) for m in chat.expect(FOOTER).group(3, 4))
+        footer(chat)
         chat.line("/model off")
         chat.expect("unpinned")
         chat.expect("you> ")
@@ -124,19 +127,29 @@ def test_a_conversation_a_pin_a_cancel_and_a_resume(setup):
         chat.type("\x03")
         chat.expect("[cancelled]")
         chat.expect("you> ")
-        # A second Ctrl-C at the prompt leaves, saying how to come back.
+        # The next message goes on at once, in the same session.
+        chat.line("Still there?")
+        chat.expect("[claude-haiku-4-5 · routing_rules]")
+        _, total = footer(chat)
+        chat.expect("you> ")
+        # Ctrl-C at the prompt says how to leave; a second one in a row leaves, saying how
+        # to come back.
+        chat.type("\x03")
+        chat.expect("(Ctrl-C again or Ctrl-D to leave)")
         chat.type("\x03")
         session_id = chat.expect(re.compile(r"continue with: metis chat --resume (ses_\S+)"))[1]
         assert chat.finish() == 0
     finally:
         chat.kill()
 
-    session = wait_until_cancelled(setup, session_id)
-    assert [t["status"] for t in session["turns"]] == ["completed"] * 3 + ["cancelled"]
+    session = setup.api(f"/sessions/{session_id}")
+    statuses = [t["status"] for t in session["turns"]]
+    assert statuses == ["completed"] * 3 + ["cancelled", "completed"]
     assert [t["decided_by"] for t in session["turns"]][:2] == ["routing_rules"] * 2
-    assert Decimal(str(session["total_cost_usd"])) >= total
+    costs = [Decimal(str(t["cost_usd"])) for t in session["turns"]]
+    assert Decimal(str(session["total_cost_usd"])) == sum(costs) == total
     assert gone_upstream(setup.mock), "the provider call was not cancelled"
-    call = recorded_call(setup, session["turns"][-1]["call_id"])
+    call = recorded_call(setup, session["turns"][3]["call_id"])
     assert (call["error_class"], call["inbound_shape"]) == ("CANCELLED", "in-process")
 
     # Resume: the earlier turns, briefly, then the conversation goes on where it was.
@@ -145,7 +158,7 @@ def test_a_conversation_a_pin_a_cancel_and_a_resume(setup):
         chat.expect("you> Hello, who are you?")
         chat.expect("you> A long story, please [[fault:hang]]")
         chat.expect("(cancelled)")
-        chat.expect(f"session {session_id}: 4 turns, $")
+        chat.expect(f"session {session_id}: 5 turns, $")
         assert "created the local gateway key" not in chat.screen  # made once, reused
         chat.expect("you> ")
         chat.line("One more thing.")
@@ -160,17 +173,6 @@ def test_a_conversation_a_pin_a_cancel_and_a_resume(setup):
     sent = setup.mock.requests[-1]["body"]["messages"]
     said = json.dumps(sent)
     assert "Hello, who are you?" in said and "One more thing." in said  # the server kept it
-
-
-def wait_until_cancelled(setup: Setup, session_id: str) -> dict:
-    """The server records the cancel once it notices the closed stream."""
-    deadline = time.monotonic() + 30
-    while True:
-        session = setup.api(f"/sessions/{session_id}")
-        if session["turns"] and session["turns"][-1]["status"] != "completed":
-            return session
-        assert time.monotonic() < deadline, session
-        time.sleep(0.2)
 
 
 def recorded_call(setup: Setup, call_id: str) -> dict:

@@ -293,3 +293,92 @@ def test_the_local_key_is_made_once_and_kept_readable_only_by_its_owner(tmp_path
     key = GatewayKey.objects.get(token_hash=keys.hash_token(token))
     assert key.name == "metis-chat" and key.workspace.path == str(project.resolve())
     assert token not in "".join(str(v) for v in GatewayKey.objects.values_list())
+
+
+class Stalls(httpx.SyncByteStream):
+    """The start of an answer, then a Ctrl-C while the next piece is awaited."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self):
+        yield sse(("turn.started", {"model": "m", "decided_by": "routing_rules"}))
+        yield sse(("text.delta", {"text": "Once upon"}))
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_ctrl_c_mid_answer_closes_the_stream_and_returns_to_the_prompt():
+    stalls = Stalls()
+    streaming = httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stalls)
+    chat, out = chat_with(FakeServer(**{"POST /sessions/ses_1/messages": streaming}))
+
+    assert chat.handle("tell me a story")
+
+    assert (
+        out.getvalue() == "[m · routing_rules]\nOnce upon\n[cancelled]\n(Ctrl-C again to leave)\n"
+    )
+    assert stalls.closed, "the connection must close: that is what cancels the turn"
+    assert chat.interrupted and chat.cancelled
+
+
+def test_right_after_a_cancel_a_busy_session_is_waited_for(monkeypatch):
+    monkeypatch.setattr("metis_site.chat.repl.CONFLICT_PAUSE", 0)
+    busy = {"error": {"type": "conflict_error", "message": "A turn is already running"}}
+    server = FakeServer()
+    replies = iter([reply(409, busy), reply(409, busy)])
+    original = server.__call__
+
+    def conflicted(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/messages"):
+            return next(replies, None) or original(request)
+        return original(request)
+
+    chat = Chat(Sessions("http://metis.test", "gw_x", transport=httpx.MockTransport(conflicted)),
+                out=(out := io.StringIO()))  # fmt: skip
+    chat.session, chat.cancelled = {"id": "ses_1"}, True
+
+    chat.handle("still there?")
+
+    assert out.getvalue().endswith("[12 in · 30 out · $0.000546 · session $0.000546]\n")
+    assert not chat.cancelled
+
+
+def test_a_busy_session_is_one_line_when_this_chat_did_not_cancel_anything():
+    busy = {"error": {"type": "conflict_error", "message": "A turn is already running"}}
+    chat, out = chat_with(FakeServer(**{"POST /sessions/ses_1/messages": reply(409, busy)}))
+
+    chat.handle("hi")
+
+    assert out.getvalue() == "metis: A turn is already running\n"
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [KeyboardInterrupt, KeyboardInterrupt],  # Ctrl-C twice at the prompt
+        [KeyboardInterrupt, "", KeyboardInterrupt, EOFError],  # not twice in a row
+        [EOFError],  # Ctrl-D
+        ["/quit"],
+    ],
+)
+def test_leaving_takes_two_ctrl_c_in_a_row_or_ctrl_d_or_quit(monkeypatch, keys):
+    pressed = iter(keys)
+
+    def read(prompt: str) -> str:
+        key = next(pressed)
+        if isinstance(key, type):
+            raise key
+        return key
+
+    monkeypatch.setattr("builtins.input", read)
+    chat, out = chat_with(FakeServer())
+
+    assert chat.run() == 0
+
+    assert next(pressed, None) is None, "left before the last key"
+    assert out.getvalue().count("(Ctrl-C again or Ctrl-D to leave)") == keys.count(
+        KeyboardInterrupt
+    ) - (keys[-1] is KeyboardInterrupt)
