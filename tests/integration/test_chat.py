@@ -6,7 +6,9 @@ for a workspace whose `.metis/routing.yaml` chooses the model."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -18,6 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from identity import keys
+from identity.models import GatewayKey
+from metis_site.chat import local_key
 from mock_provider import MockProviderThread
 from tests.integration.gateway_process import gateway_env
 from tests.integration.processes import REPO, free_port
@@ -254,3 +259,23 @@ def test_a_refused_budget_is_one_line_and_the_chat_goes_on(setup):
         chat.kill()
     assert "budget" in refusal.lower(), refusal
     assert "Traceback" not in chat.screen
+
+
+@pytest.mark.django_db
+def test_the_local_key_is_made_once_and_kept_readable_only_by_its_owner(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("METIS_HOME", str(home))
+    project = tmp_path / "project"
+    project.mkdir()
+
+    token, notice = local_key.token_for(str(project))
+    again, second = local_key.token_for(str(project))
+
+    assert again == token and second is None
+    assert notice.startswith("metis: created the local gateway key metis-chat (gk_")
+    saved = home / "chat-keys.json"
+    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
+    key = GatewayKey.objects.get(token_hash=keys.hash_token(token))
+    assert key.name == "metis-chat" and key.workspace.path == str(project.resolve())
+    assert token not in "".join(str(v) for v in GatewayKey.objects.values_list())

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import stat
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from identity import keys
-from identity.models import GatewayKey
-from metis_site.chat import api, local_key, render
+from metis_site.chat import api, render
 from metis_site.chat.api import ChatError, Sessions
 from metis_site.chat.repl import Chat
 
@@ -273,26 +269,6 @@ def test_money_keeps_the_exact_digits():
     assert render.money(Decimal("1E-7")) == "$0.0000001"
     assert render.money(api.loads("0.1000")) == "$0.1000"
     assert render.money(None) == "$0"
-
-
-@pytest.mark.django_db
-def test_the_local_key_is_made_once_and_kept_readable_only_by_its_owner(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("METIS_HOME", str(home))
-    project = tmp_path / "project"
-    project.mkdir()
-
-    token, notice = local_key.token_for(str(project))
-    again, second = local_key.token_for(str(project))
-
-    assert again == token and second is None
-    assert notice.startswith("metis: created the local gateway key metis-chat (gk_")
-    saved = home / "chat-keys.json"
-    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
-    key = GatewayKey.objects.get(token_hash=keys.hash_token(token))
-    assert key.name == "metis-chat" and key.workspace.path == str(project.resolve())
-    assert token not in "".join(str(v) for v in GatewayKey.objects.values_list())
 
 
 class Stalls(httpx.SyncByteStream):
