@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from metis_site.chat.api import ChatError, Sessions
     from metis_site.chat.repl import Chat
 
+    if args.resume is not None and not args.resume.strip():
+        raise ChatError("--resume needs a session id (ses_…)")
     url = server_url(args.url or os.environ.get(URL_ENV) or DEFAULT_URL)
     token, local = find_token(args.token, url)
     api = Sessions(url, token)
@@ -48,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     except ChatError as exc:
         if exc.status == 401 and local:
             raise ChatError(
-                f"{exc}; the local key in {local} is no longer valid (delete that file to"
-                " make a new one), or 'metis serve' uses another METIS_HOME or DATABASE_URL"
+                f"{exc}; this directory's local key in {local} was revoked (remove its entry"
+                " to make a new one), or 'metis serve' uses another METIS_HOME or DATABASE_URL"
             ) from None
         raise
     chat.say(f"metis chat on {url}; /help for commands, Ctrl-D to leave")

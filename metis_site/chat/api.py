@@ -8,6 +8,7 @@ as JSON numbers with their exact digits and is read as Decimal, never float.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,16 @@ class ChatError(Exception):
 
 def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
+
+
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def path(session_id: str) -> str:
+    # An id typed as `../x` must not become another path on the server.
+    if not SESSION_ID.fullmatch(session_id):
+        raise ChatError(f"no session {session_id!r} (/sessions lists yours)", status=404)
+    return f"/sessions/{session_id}"
 
 
 def unreachable(url: str, exc: httpx.TransportError) -> ChatError:
@@ -72,17 +83,18 @@ class Sessions:
         return self.call("GET", "/sessions", params={"limit": limit})["sessions"]
 
     def get(self, session_id: str) -> dict[str, Any]:
-        return self.call("GET", f"/sessions/{session_id}", missing=session_id)
+        return self.call("GET", path(session_id), missing=session_id)
 
     def pin(self, session_id: str, model: str | None) -> dict[str, Any]:
-        return self.call("PATCH", f"/sessions/{session_id}", json={"model": model})
+        return self.call("PATCH", path(session_id), json={"model": model})
 
     def send(self, session_id: str, content: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield the turn's events as (name, data). Leaving the loop early (Ctrl-C) closes
         the connection, which is how a turn is cancelled."""
         body = {"content": content, "stream": True}
         try:
-            with self.http.stream("POST", f"/sessions/{session_id}/messages", json=body) as reply:
+            url = f"{path(session_id)}/messages"
+            with self.http.stream("POST", url, json=body) as reply:
                 if reply.status_code >= 400:
                     reply.read()
                     raise self.refusal(reply, missing=session_id)

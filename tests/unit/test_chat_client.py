@@ -358,3 +358,14 @@ def test_leaving_takes_two_ctrl_c_in_a_row_or_ctrl_d_or_quit(monkeypatch, keys):
     assert out.getvalue().count("(Ctrl-C again or Ctrl-D to leave)") == keys.count(
         KeyboardInterrupt
     ) - (keys[-1] is KeyboardInterrupt)
+
+
+@pytest.mark.parametrize("typed", ["../admin", "..", "ses 1", "ses_1/messages"])
+def test_a_session_id_that_is_not_one_is_refused_before_asking(typed):
+    server = FakeServer()
+    chat, out = chat_with(server)
+
+    chat.handle(f"/resume {typed}")
+
+    assert out.getvalue() == f"metis: no session {typed!r} (/sessions lists yours)\n"
+    assert server.requests == []
