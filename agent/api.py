@@ -11,11 +11,7 @@ numbers with their exact digits, the same viewers (agent/access.py). Errors are
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import weakref
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -25,15 +21,13 @@ from ninja import NinjaAPI
 from ninja.errors import ValidationError
 
 from agent import conversation, pipeline, store
+from agent import turns as turns_
 from agent.access import Refused, Who, caller_for_key, who
-from agent.conversation import Answer
 from agent.models import AgentSession
 from analytics import versioning
 from analytics.api import JSONRenderer, _default
-from gateway import calls
 from gateway.errors import GatewayError
 from gateway.proxy import SSE_HEADERS
-from gateway.shapes import internal
 
 logger = logging.getLogger(__name__)
 MAX_LIST = 500
@@ -51,10 +45,6 @@ api = NinjaAPI(
     docs_url="/sessions/docs",
     openapi_url="/sessions/openapi.json",
 )
-# Sessions with a turn in flight (one at a time each). Weak: a turn whose response was
-# dropped unread (the client left between the view's return and its first byte) frees
-# its session when it is collected.
-_running: weakref.WeakValueDictionary[str, RunningTurn] = weakref.WeakValueDictionary()
 
 
 def error_body(type_: str, message: str) -> bytes:
@@ -87,6 +77,10 @@ def refused(request: HttpRequest, exc: Refused) -> HttpResponse:
                             content_type="application/json")  # fmt: skip
     if exc.status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="metis"'
+    if exc.status >= 500:
+        # The provider's failure, relayed: logged as such, not as Django's server error.
+        logger.warning("%s: %s", request.path, exc.message)
+        response._has_been_logged = True
     return versioned(request, response)
 
 
@@ -173,10 +167,26 @@ def tool_defs(body: dict) -> list[dict]:
     return checked
 
 
+def body_doc(properties: dict[str, Any]) -> dict[str, Any]:
+    """The request body in the OpenAPI docs (bodies are read here, for errors in this API's
+    own format, so ninja does not describe them)."""
+    schema = {"type": "object", "properties": properties}
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
+
+
+STRING, NULLABLE = {"type": "string"}, {"type": ["string", "null"]}
+TOOL = {"type": "object", "required": ["name"], "properties": {
+    "name": STRING, "description": STRING, "input_schema": {"type": "object"}}}  # fmt: skip
+RESULT = {"type": "object", "required": ["tool_use_id"], "properties": {
+    "tool_use_id": STRING, "content": STRING, "is_error": {"type": "boolean"}}}  # fmt: skip
+
+
 # -- sessions -------------------------------------------------------------------------
 
 
-@api.post("/sessions", tags=["sessions"])
+@api.post("/sessions", tags=["sessions"], openapi_extra=body_doc({
+    "model": STRING, "system": STRING, "title": STRING, "key_id": STRING,
+    "tools": {"type": "array", "items": TOOL}}))  # fmt: skip
 async def create_session(request: HttpRequest) -> HttpResponse:
     """Create a session in the key's workspace. Body (all optional): `model` (a pin),
     `system`, `tools` (Anthropic-style), `title`, and `key_id` when signed in rather
@@ -240,7 +250,8 @@ async def writable(request: HttpRequest, session_id: str) -> tuple[Who, AgentSes
     return who_, session
 
 
-@api.patch("/sessions/{session_id}", tags=["sessions"])
+@api.patch("/sessions/{session_id}", tags=["sessions"],
+           openapi_extra=body_doc({"model": NULLABLE, "title": STRING}))  # fmt: skip
 async def update_session(request: HttpRequest, session_id: str) -> HttpResponse:
     """`{"model": "opus"}` pins the session's model, `{"model": null}` unpins it (the
     routing chain decides again); `title` renames it."""
@@ -269,7 +280,9 @@ async def delete_session(request: HttpRequest, session_id: str) -> HttpResponse:
 # -- turns ----------------------------------------------------------------------------
 
 
-@api.post("/sessions/{session_id}/messages", tags=["sessions"])
+@api.post("/sessions/{session_id}/messages", tags=["sessions"], openapi_extra=body_doc({
+    "content": STRING, "tool_results": {"type": "array", "items": RESULT},
+    "stream": {"type": "boolean"}, "model": STRING}))  # fmt: skip
 async def send_message(request: HttpRequest, session_id: str) -> HttpResponse:
     """Send a message (`content`) or the results of the last turn's tool calls
     (`tool_results`), and get the answer whole or, with `"stream": true`, as server-sent
@@ -283,136 +296,9 @@ async def send_message(request: HttpRequest, session_id: str) -> HttpResponse:
     pin = model_field(body) or session.model or None
     turns = await sync_to_async(store.turns_of)(session)
     message, results = conversation.check_message(body, conversation.pending_tool_calls(turns))
-    if session.id in _running:
-        raise Refused(409, "conflict_error", "A turn is already running in this session; "
-                      "wait for it or cancel it.")  # fmt: skip
-    _running[session.id] = placeholder = RunningTurn.placeholder()
-    try:
-        turn = await start_turn(who_, session, turns, pin, message, results)
-    finally:
-        _running.pop(session.id, None)
-        del placeholder
-    _running[session.id] = turn
+    turn = await turns_.start(who_, session, turns, pin, message, results)
     if stream:
         response = StreamingHttpResponse(turn.sse(), content_type="text/event-stream",
                                          headers=SSE_HEADERS)  # fmt: skip
         return versioned(request, response)
     return answer(request, await turn.whole())
-
-
-async def start_turn(who_: Who, session: AgentSession, turns: list, pin: str | None,
-                     message: str | None, results: list | None) -> RunningTurn:  # fmt: skip
-    caller = await caller_for_key(who_, session.gateway_key_id)
-    route = await pipeline.route(caller, pin, tools=bool(session.tools))
-    request = internal.Request(
-        model=route.model,
-        messages=[*conversation.history(turns), conversation.asked(message, results)],
-        system=[internal.Text(session.system)] if session.system else [],
-        tools=conversation.tools_of(session),
-    )
-    started = await pipeline.start(caller, route, request)
-    return RunningTurn(session.id, store.new_turn_id(), started, message, results)
-
-
-class RunningTurn:
-    """A turn the provider is answering: read whole, or relayed as events; stored when it
-    ends, cancelled or not."""
-
-    def __init__(self, session_id: str, turn_id: str, started: pipeline.Started,
-                 message: str | None, results: list | None) -> None:  # fmt: skip
-        self.session_id, self.turn_id, self.started = session_id, turn_id, started
-        self.message, self.results = message, results
-        self.answer = Answer()
-        self.consumed = False  # its events were read (or it was read whole)
-
-    @classmethod
-    def placeholder(cls) -> RunningTurn:
-        """Holds a session's place while its turn is being routed and sent."""
-        turn = cls.__new__(cls)
-        turn.consumed = True
-        return turn
-
-    def __del__(self) -> None:
-        if self.consumed:
-            return
-        # Never read: the client left before the first byte. Close the provider's
-        # connection and record the call as the relay would have.
-        call = self.started.call
-        self.started.response.close()
-        call.error_class = "CANCELLED"
-        calls.record(call)
-
-    @property
-    def call(self):
-        return self.started.call
-
-    def head(self) -> dict:
-        route = self.call.route
-        return {"turn_id": self.turn_id, "model": route.model, "provider": route.upstream.name,
-                "decided_by": route.decided_by}  # fmt: skip
-
-    async def whole(self) -> dict:
-        self.consumed, status = True, "cancelled"
-        try:
-            async with contextlib.aclosing(pipeline.events(self.started)) as events:
-                async for event in events:
-                    self.answer.read(event)
-            status = "error" if self.answer.error else "completed"
-        finally:
-            saved = await self.store(status)
-        if self.answer.error and status == "error":
-            raise Refused(502, "api_error", self.answer.error)
-        return saved
-
-    async def sse(self) -> AsyncIterator[bytes]:
-        self.consumed, status = True, "cancelled"
-        try:
-            yield event_bytes("turn.started", self.head())
-            async with contextlib.aclosing(pipeline.events(self.started)) as events:
-                async for event in events:
-                    if (out := self.answer.read(event)) is None:
-                        continue
-                    kind, value = out
-                    if kind == "text":
-                        yield event_bytes("text.delta", {"text": value})
-                    else:
-                        yield event_bytes("tool_use", value)
-            status = "error" if self.answer.error else "completed"
-        finally:
-            saved = await self.store(status)
-        if status == "error":
-            yield event_bytes("error", {"error": {"type": "api_error",
-                                                  "message": self.answer.error}})  # fmt: skip
-        else:
-            yield event_bytes("turn.completed", saved)
-
-    async def store(self, status: str) -> dict:
-        """Store the turn, even when the task is being cancelled (shielded)."""
-        try:
-            return await asyncio.shield(asyncio.ensure_future(self._store(status)))
-        finally:
-            if _running.get(self.session_id) is self:
-                del _running[self.session_id]
-
-    async def _store(self, status: str) -> dict:
-        call, answer_ = self.call, self.answer
-        outcome = store.Outcome(
-            turn_id=self.turn_id, status=status, user_message=self.message,
-            tool_results=self.results, text=answer_.text, tool_calls=answer_.tool_calls,
-            stop_reason=answer_.stop_reason, error=answer_.error, model=call.route.model,
-            provider=call.route.upstream.name, decided_by=call.route.decided_by,
-            call_id=call.request_id, usage=call.usage, cost_usd=call.cost_usd,
-        )  # fmt: skip
-        try:
-            saved = await sync_to_async(store.save_turn)(self.session_id, outcome)
-        except Exception:
-            logger.exception("could not store turn %s of %s", self.turn_id, self.session_id)
-            raise
-        if saved is None:
-            return {"turn": None, "session": None}
-        turn, session = saved
-        return {"turn": store.turn_json(turn), "session": store.summary(session)}
-
-
-def event_bytes(name: str, data: Any) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data, default=_default) + b"\n\n"

@@ -52,3 +52,7 @@ def page(browser, live_server) -> Iterator[object]:
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+# Agent turns through `/sessions/*` against the mock provider (test_agent_traffic.py).
+from tests.integration.conftest import agent_server, mock_provider  # noqa: E402, F401

@@ -273,9 +273,12 @@ def test_metis_api_version_is_negotiated(agent_server, alice_token):
         docs = http.get("/sessions/openapi.json")
     assert ok.status_code == 200 and ok.headers["Metis-API-Version"] == "1.0"
     assert unknown.status_code == 400 and "Unsupported" in unknown.json()["error"]["message"]
-    assert {"/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"} <= set(
-        docs.json()["paths"]
-    )
+    paths = docs.json()["paths"]
+    assert {"/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"} <= set(paths)
+    body = paths["/sessions/{session_id}/messages"]["post"]["requestBody"]
+    assert set(body["content"]["application/json"]["schema"]["properties"]) == {
+        "content", "tool_results", "stream", "model",
+    }  # fmt: skip
 
 
 def test_delete_removes_a_session(agent_server, alice_token):
@@ -287,3 +290,17 @@ def test_delete_removes_a_session(agent_server, alice_token):
         listed = http.get("/sessions").json()["sessions"]
     assert deleted.status_code == 204 and gone.status_code == 404 and listed == []
     assert len(agent_server.events("llm.call_completed")) == 1  # the call stays recorded
+
+
+def test_a_key_s_allowed_models_hold_for_its_sessions(agent_server):
+    _, token = make_key(name="haiku-only", allowed_models=["haiku"])
+    with client(agent_server, token) as http:
+        refused_pin = http.post("/sessions", json={"model": "opus"})
+        session = new_session(http, model="haiku")
+        refused_turn = http.post(f"/sessions/{session['id']}/messages",
+                                 json={"content": "hi", "model": "opus"})  # fmt: skip
+        allowed = say(http, session["id"], content="hi")
+    assert refused_pin.status_code == 403
+    assert refused_pin.json()["error"]["type"] == "permission_error"
+    assert refused_turn.status_code == 403 and "opus" in refused_turn.json()["error"]["message"]
+    assert allowed["turn"]["model"] == "claude-haiku-4-5"

@@ -159,3 +159,17 @@ def test_the_dashboard_counts_in_process_calls_per_key(agent_server, token, admi
     assert re.findall(r'<td class="shapes">([^<]*)</td>', page) == ["in-process 2"]
     by_key = admin_client.get("/analytics/by_key").json()["keys"]
     assert [k["inbound_shapes"] for k in by_key] == [{"in-process": 2}]
+
+
+def test_a_stream_the_provider_cuts_short_ends_in_an_error_event(agent_server, token):
+    with client(agent_server, token) as http:
+        session = http.post("/sessions", json={"model": "haiku"}).json()
+        response = http.post(f"/sessions/{session['id']}/messages",
+                             json={"content": "[[fault:cut:3]] hello", "stream": True})  # fmt: skip
+        whole = http.post(f"/sessions/{session['id']}/messages",
+                          json={"content": "[[fault:cut:3]] again"})  # fmt: skip
+        read = http.get(f"/sessions/{session['id']}").json()
+    names = [line for line in response.text.splitlines() if line.startswith("event: ")]
+    assert names[0] == "event: turn.started" and names[-1] == "event: error"
+    assert whole.status_code == 502 and whole.json()["error"]["type"] == "api_error"
+    assert [t["status"] for t in read["turns"]] == ["error", "error"]
