@@ -9,6 +9,8 @@
                             [--models m1,m2] [--expires 30d]
                             [--drop-unsupported-params | --refuse-unsupported-params]
     metis gateway revoke-key KEY_ID | rotate-key KEY_ID | list-keys
+    metis chat [--url URL] [--token gw_…]       a terminal chat on metis serve's sessions
+               [--resume SESSION_ID]
     metis createadmin [--username admin]
     metis mock-provider [--port 8423]
     metis demo [--calls 300]                    sample teams, keys and traffic
@@ -28,6 +30,8 @@ import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
+
+from metis_site import chat as chat_command
 
 DEFAULT_HOST = "127.0.0.1"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -115,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list-keys", help="list gateway keys").set_defaults(
         handler=list_keys, role="cli"
     )
+
+    chat = commands.add_parser("chat", help="chat in the terminal, on metis serve's sessions")
+    chat_command.add_arguments(chat)
+    chat.set_defaults(handler=run_chat, role="cli")
 
     admin = commands.add_parser("createadmin", help="create an admin user with a new password")
     admin.add_argument("--username", default="admin")
@@ -303,6 +311,15 @@ def run_mock_provider(args: argparse.Namespace) -> int:
     check_port_free(args.host, args.port)
     mock.run(args.host, args.port, token_delay=args.token_delay, fixed=args.fixed)
     return 0
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from metis_site.chat.api import ChatError
+
+    try:
+        return chat_command.run(args)
+    except ChatError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def run_demo(args: argparse.Namespace) -> int:
