@@ -19,9 +19,11 @@ closed and the call recorded with error_class CANCELLED.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from django.utils import timezone
@@ -32,10 +34,12 @@ from gateway.calls import Call
 from gateway.crossing import relayed_error
 from gateway.errors import GatewayError
 from gateway.exchange import encode
-from gateway.proxy import StreamUsage, is_event_stream, send, upstream_request_id
+from gateway.providers import UpstreamRequest
+from gateway.proxy import StreamUsage, is_event_stream, send
 from gateway.shapes import SHAPES, Shape, internal
 from gateway.sse import SSEParser
 
+logger = logging.getLogger(__name__)
 SHAPE = Shape.IN_PROCESS
 MAX_OUTPUT_TOKENS = 4096  # what the Anthropic shape sends when a caller names none
 
@@ -71,10 +75,18 @@ class UpstreamRefused(GatewayError):
     """The provider answered with an error status (after the gateway's retries)."""
 
 
-async def start(caller: auth.Caller, route_: routing.Route, request: internal.Request) -> Started:
-    """Send the turn upstream. Raises GatewayError for a refusal (budget, rate limit, a
-    field the provider cannot take) and UpstreamRefused for the provider's error; every
-    outcome from the budget check on is recorded, as in the proxy."""
+@dataclass(slots=True)
+class Prepared:
+    """A turn addressed to its routed provider, not sent yet."""
+
+    call: Call
+    upstream: UpstreamRequest
+    sent: dict[str, Any]  # the body, as sent
+
+
+def prepare(caller: auth.Caller, route_: routing.Route, request: internal.Request) -> Prepared:
+    """The turn in the routed provider's shape, from the internal form (as crossing.py
+    makes a caller's request); a GatewayError for a field the provider cannot take."""
     call = Call(f"metis_{new_id()}", caller, route_, SHAPE, True, time.perf_counter())
     provider = SHAPES[call.upstream_shape]
     unportable = internal.Unportable(drop=caller.key.drop_unsupported_params, target=route_.model)
@@ -91,7 +103,17 @@ async def start(caller: auth.Caller, route_: routing.Route, request: internal.Re
         api_key=route_.api_key,
         base_url=route_.upstream.base_url,
     )
+    return Prepared(call, upstream, sent)
+
+
+async def start(prepared: Prepared) -> Started:
+    """Send the turn upstream. Raises GatewayError for a refusal (budget, rate limit) and
+    UpstreamRefused for the provider's error; every outcome from the budget check on is
+    recorded, a cancellation included, as in the proxy."""
+    call, upstream, sent = prepared.call, prepared.upstream, prepared.sent
     response = await send(call, upstream, sent)
+    if call.reservation is not None and not call.reservation.shared:
+        warn_unshared_budgets()
     if response.status == 200 and is_event_stream(response):
         calls.progress(call, None, 0)
         return Started(call, response)
@@ -105,13 +127,27 @@ async def start(caller: auth.Caller, route_: routing.Route, request: internal.Re
         raise
     finally:
         response.release()
-    call.upstream_request_id = upstream_request_id(response)
-    call.error_class = f"UPSTREAM_{response.status}"
+    # An error status, or (never from a real provider) a 200 that is no stream.
+    ok = response.status == 200
+    call.error_class = "UPSTREAM_ERROR" if ok else f"UPSTREAM_{response.status}"
     calls.record(call)
     message, _ = relayed_error(content, response.status)
-    status = response.status if response.status != 200 else 502
+    status = 502 if ok else response.status
     raise UpstreamRefused(status, f"The provider refused the turn: {message}",
                           error_class=call.error_class)  # fmt: skip
+
+
+_warned = False
+
+
+def warn_unshared_budgets() -> None:
+    """Once per process: turns held to budgets in this process's memory alone."""
+    global _warned
+    if not _warned:
+        _warned = True
+        logger.warning("agent turns hold their budgets in this process and the gateway "
+                       "holds its calls' in its own: set REDIS_URL to hold both against one "
+                       "budget (README, The agent surface)")  # fmt: skip
 
 
 async def events(started: Started) -> AsyncIterator[internal.StreamEvent]:

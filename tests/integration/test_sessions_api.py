@@ -266,12 +266,16 @@ def test_bad_input_gets_a_clear_error_never_a_500(agent_server, alice_token):
     assert "limit" in answers["limit not a number"].json()["error"]["message"]
 
 
-def test_metis_api_version_is_negotiated(agent_server, alice_token):
+def test_metis_api_version_is_negotiated(agent_server, alice_token, settings):
+    settings.METIS_API_DEPRECATED = {"0.9": "Sun, 30 May 2027 00:00:00 GMT"}
     with client(agent_server, alice_token) as http:
+        old = http.get("/sessions", headers={"Metis-API-Version": "0.9"})
         ok = http.get("/sessions", headers={"Metis-API-Version": "1.0"})
         unknown = http.get("/sessions", headers={"Metis-API-Version": "0.1"})
         docs = http.get("/sessions/openapi.json")
     assert ok.status_code == 200 and ok.headers["Metis-API-Version"] == "1.0"
+    assert old.status_code == 200 and old.headers["Deprecation"] == "true"
+    assert old.headers["Metis-API-Version"] == "0.9"
     assert unknown.status_code == 400 and "Unsupported" in unknown.json()["error"]["message"]
     paths = docs.json()["paths"]
     assert {"/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"} <= set(paths)
@@ -304,3 +308,19 @@ def test_a_key_s_allowed_models_hold_for_its_sessions(agent_server):
     assert refused_pin.json()["error"]["type"] == "permission_error"
     assert refused_turn.status_code == 403 and "opus" in refused_turn.json()["error"]["message"]
     assert allowed["turn"]["model"] == "claude-haiku-4-5"
+
+
+def test_budgets_held_in_this_process_alone_are_warned_of_once(
+    agent_server, alice_key, caplog, monkeypatch
+):
+    from agent import pipeline
+
+    monkeypatch.setattr(pipeline, "_warned", False)
+    key, token = alice_key
+    Quota.objects.create(team=key.team, period="day", hard_cap_usd="10")
+    with client(agent_server, token) as http:
+        session = new_session(http, model="haiku")
+        for text in ("one", "two"):
+            say(http, session["id"], content=text)
+    warnings = [r.getMessage() for r in caplog.records if "set REDIS_URL" in r.getMessage()]
+    assert len(warnings) == 1
