@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from django.utils import timezone
@@ -33,6 +34,7 @@ from gateway.calls import Call
 from gateway.crossing import relayed_error
 from gateway.errors import GatewayError
 from gateway.exchange import encode
+from gateway.providers import UpstreamRequest
 from gateway.proxy import StreamUsage, is_event_stream, send
 from gateway.shapes import SHAPES, Shape, internal
 from gateway.sse import SSEParser
@@ -73,10 +75,18 @@ class UpstreamRefused(GatewayError):
     """The provider answered with an error status (after the gateway's retries)."""
 
 
-async def start(caller: auth.Caller, route_: routing.Route, request: internal.Request) -> Started:
-    """Send the turn upstream. Raises GatewayError for a refusal (budget, rate limit, a
-    field the provider cannot take) and UpstreamRefused for the provider's error; every
-    outcome from the budget check on is recorded, as in the proxy."""
+@dataclass(slots=True)
+class Prepared:
+    """A turn addressed to its routed provider, not sent yet."""
+
+    call: Call
+    upstream: UpstreamRequest
+    sent: dict[str, Any]  # the body, as sent
+
+
+def prepare(caller: auth.Caller, route_: routing.Route, request: internal.Request) -> Prepared:
+    """The turn in the routed provider's shape, from the internal form (as crossing.py
+    makes a caller's request); a GatewayError for a field the provider cannot take."""
     call = Call(f"metis_{new_id()}", caller, route_, SHAPE, True, time.perf_counter())
     provider = SHAPES[call.upstream_shape]
     unportable = internal.Unportable(drop=caller.key.drop_unsupported_params, target=route_.model)
@@ -93,6 +103,14 @@ async def start(caller: auth.Caller, route_: routing.Route, request: internal.Re
         api_key=route_.api_key,
         base_url=route_.upstream.base_url,
     )
+    return Prepared(call, upstream, sent)
+
+
+async def start(prepared: Prepared) -> Started:
+    """Send the turn upstream. Raises GatewayError for a refusal (budget, rate limit) and
+    UpstreamRefused for the provider's error; every outcome from the budget check on is
+    recorded, a cancellation included, as in the proxy."""
+    call, upstream, sent = prepared.call, prepared.upstream, prepared.sent
     response = await send(call, upstream, sent)
     if call.reservation is not None and not call.reservation.shared:
         warn_unshared_budgets()

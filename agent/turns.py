@@ -22,6 +22,7 @@ from agent.conversation import Answer
 from agent.models import AgentSession
 from analytics.api import _default
 from gateway import calls
+from gateway.calls import Call
 from gateway.shapes import internal
 
 logger = logging.getLogger(__name__)
@@ -59,20 +60,28 @@ async def send(who_: Who, session: AgentSession, turns: list, pin: str | None,
         system=[internal.Text(session.system)] if session.system else [],
         tools=conversation.tools_of(session),
     )
-    started = await pipeline.start(caller, route, request)
-    return RunningTurn(session.id, store.new_turn_id(), started, message, results)
+    prepared = pipeline.prepare(caller, route, request)
+    turn = RunningTurn(session.id, store.new_turn_id(), prepared.call, message, results)
+    try:
+        turn.started = await pipeline.start(prepared)
+    except asyncio.CancelledError:  # the client left before the provider answered
+        await turn.store("cancelled")
+        raise
+    turn.consumed = False
+    return turn
 
 
 class RunningTurn:
     """A turn the provider is answering: read whole, or relayed as events; stored when it
     ends, cancelled or not."""
 
-    def __init__(self, session_id: str, turn_id: str, started: pipeline.Started,
-                 message: str | None, results: list | None) -> None:  # fmt: skip
-        self.session_id, self.turn_id, self.started = session_id, turn_id, started
+    def __init__(self, session_id: str, turn_id: str, call: Call, message: str | None,
+                 results: list | None) -> None:  # fmt: skip
+        self.session_id, self.turn_id, self.call = session_id, turn_id, call
         self.message, self.results = message, results
+        self.started: pipeline.Started | None = None  # once the provider answered
         self.answer = Answer()
-        self.consumed = False  # its events were read (or it was read whole)
+        self.consumed = True  # False from its start until its events are read
 
     @classmethod
     def placeholder(cls) -> RunningTurn:
@@ -82,18 +91,13 @@ class RunningTurn:
         return turn
 
     def __del__(self) -> None:
-        if self.consumed:
+        if self.consumed or self.started is None:
             return
         # Never read: the client left before the first byte. Close the provider's
         # connection and record the call as the relay would have.
-        call = self.started.call
         self.started.response.close()
-        call.error_class = "CANCELLED"
-        calls.record(call)
-
-    @property
-    def call(self):
-        return self.started.call
+        self.call.error_class = "CANCELLED"
+        calls.record(self.call)
 
     def head(self) -> dict:
         route = self.call.route

@@ -144,7 +144,8 @@ class Sessions:
             elif isinstance(body.get("detail"), str):  # django-ninja's own refusals
                 message = body["detail"]
         status = reply.status_code
-        if status == 404 and missing:
+        if status == 404 and missing and (not message or message.lower().startswith("no session")):
+            # Not every 404 here is the session's: an unknown model is one too.
             message = f"no session {missing!r} (/sessions lists yours)"
         elif status == 404 and not message:
             message = f"{self.url} has no /sessions API (is it 'metis serve', up to date?)"

@@ -266,12 +266,16 @@ def test_bad_input_gets_a_clear_error_never_a_500(agent_server, alice_token):
     assert "limit" in answers["limit not a number"].json()["error"]["message"]
 
 
-def test_metis_api_version_is_negotiated(agent_server, alice_token):
+def test_metis_api_version_is_negotiated(agent_server, alice_token, settings):
+    settings.METIS_API_DEPRECATED = {"0.9": "Sun, 30 May 2027 00:00:00 GMT"}
     with client(agent_server, alice_token) as http:
+        old = http.get("/sessions", headers={"Metis-API-Version": "0.9"})
         ok = http.get("/sessions", headers={"Metis-API-Version": "1.0"})
         unknown = http.get("/sessions", headers={"Metis-API-Version": "0.1"})
         docs = http.get("/sessions/openapi.json")
     assert ok.status_code == 200 and ok.headers["Metis-API-Version"] == "1.0"
+    assert old.status_code == 200 and old.headers["Deprecation"] == "true"
+    assert old.headers["Metis-API-Version"] == "0.9"
     assert unknown.status_code == 400 and "Unsupported" in unknown.json()["error"]["message"]
     paths = docs.json()["paths"]
     assert {"/sessions", "/sessions/{session_id}", "/sessions/{session_id}/messages"} <= set(paths)

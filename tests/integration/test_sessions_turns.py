@@ -122,12 +122,15 @@ def test_a_client_that_leaves_mid_stream_cancels_the_turn(agent_server, token):
     assert [m["content"] for m in history] == ["shorter, please"]
 
 
-def test_a_client_that_leaves_before_a_whole_answer_cancels_the_turn(agent_server, token):
+@pytest.mark.parametrize("fault", ["hang", "slow:4"], ids=["mid-answer", "before-answer"])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_client_that_leaves_before_its_answer_cancels_the_turn(agent_server, token, fault,
+                                                                 stream):  # fmt: skip
     with client(agent_server, token) as http:
         session = http.post("/sessions", json={"model": "haiku"}).json()
-        with pytest.raises(httpx.ReadTimeout):
-            http.post(f"/sessions/{session['id']}/messages", timeout=1.5,
-                      json={"content": "[[fault:hang]] a long story"})  # fmt: skip
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up: it closes the connection
+            http.post(f"/sessions/{session['id']}/messages", timeout=1.5, json={
+                "content": f"[[fault:{fault}]] a long story", "stream": stream})  # fmt: skip
         read = wait_for_turn(http, session["id"])
     assert read["turns"][0]["status"] == "cancelled"
     (event,) = agent_server.events("llm.call_completed")
