@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 from analytics import exports, views
 from analytics.api import api
 from identity import oidc, signin
+from reconcile import api as reconcile_api  # noqa: F401  (adds /analytics/reconciliation)
 
 admin.site.site_header = "Metis operator console"
 admin.site.site_title = "Metis"
