@@ -55,7 +55,9 @@ def summary(start: datetime, end: datetime) -> dict:
         days[(row["day"], row["upstream"])].append(row)
     limit = threshold()
     day_rows = []
-    for (day, upstream), members in sorted(days.items(), key=lambda i: (i[0][0], i[0][1])):
+    for (day, upstream), members in sorted(
+        days.items(), key=lambda i: (-i[0][0].toordinal(), i[0][1])
+    ):
         costs = [m["provider_cost_usd"] for m in members if m["provider_cost_usd"] is not None]
         provider_cost = sum(costs, Decimal(0)) if costs else None
         gateway_cost = sum((m["gateway_cost_usd"] for m in members), Decimal(0))
@@ -70,7 +72,6 @@ def summary(start: datetime, end: datetime) -> dict:
             "unreported_tokens": sum(m["unreported_tokens"] for m in members),
             "models": members,
         })  # fmt: skip
-    day_rows.reverse()
     imported = ProviderUsage.objects.aggregate(last=Max("imported_at"))["last"]
     return {
         "threshold_percent": limit,
