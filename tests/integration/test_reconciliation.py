@@ -19,9 +19,10 @@ from django.core.management import call_command
 from analytics.pricing import cost_usd, find_price
 from analytics.usage import Usage
 from gateway.models import BudgetWebhook
+from identity.models import ProviderCredential
 from mock_provider import MockProviderThread
 from mock_provider.wire import STATE
-from reconcile import imports
+from reconcile import imports, sources
 from reconcile.models import ProviderUsage, Reconciliation
 from tests.integration.payloads import HELLO
 from tests.integration.test_quota import Receiver
@@ -174,3 +175,37 @@ def test_a_report_that_cannot_be_read_is_named_and_the_rest_still_reconciles(
     outcome = imports.run()
     assert len(outcome.errors) == 1 and "openai" in outcome.errors[0]
     assert {r.provider for r in Reconciliation.objects.all()} == {"anthropic"}
+
+
+def test_an_admin_key_set_in_the_admin_is_write_only(admin_client, database_text):
+    admin_key = "sk-ant-admin01-set-in-the-admin-0123456789"
+    fields = {"name": "anthropic", "provider": "anthropic", "base_url": "", "is_active": "on",
+              "api_key": ANTHROPIC_KEY}  # fmt: skip
+    added = admin_client.post(
+        "/admin/identity/providercredential/add/", {**fields, "admin_key": admin_key}
+    )
+    assert added.status_code == 302
+    credential = ProviderCredential.objects.get()
+    change = f"/admin/identity/providercredential/{credential.pk}/change/"
+    page = admin_client.get(change).content.decode()
+    admin_client.post(change, {**fields, "api_key": "", "admin_key": ""})
+    assert admin_key not in page and credential.admin_key_hint in page
+    assert admin_key not in database_text()
+    assert ProviderCredential.objects.get().admin_key == admin_key
+
+
+def test_a_credentials_own_admin_key_reads_its_reports(gateway, token):
+    """A credential named like the provider replaces its default account, admin key and all
+    (no METIS_*_ADMIN_KEY is set here)."""
+    credential = ProviderCredential(name="anthropic", provider="anthropic",
+                                    base_url=gateway.mock.url)  # fmt: skip
+    credential.set_api_key(ANTHROPIC_KEY)
+    credential.set_admin_key("sk-ant-admin01-of-the-credential")
+    credential.save()
+    through_gateway(gateway, token)
+    assert [s.admin_key for s in sources.sources()] == ["sk-ant-admin01-of-the-credential"]
+    outcome = imports.run()
+    assert not outcome.errors and outcome.reports == 1
+    rows = Reconciliation.objects.all()
+    assert {r.provider for r in rows} == {"anthropic"}
+    assert all(r.bypass_tokens == r.unreported_tokens == r.drift_usd == 0 for r in rows)
