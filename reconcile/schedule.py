@@ -26,7 +26,9 @@ def schedule(every: timedelta = EVERY) -> threading.Thread | None:
         while True:
             try:
                 if sources.configured():
-                    outcome = imports.run()
+                    # Whole days only: today's report is still filling in, and would
+                    # read as unreported traffic and drift that the next hours take back.
+                    outcome = imports.run(until=imports.today())
                     logger.info(
                         "reconciled %s to %s: %d reports, %d rows, %d errors",
                         outcome.since, outcome.until, outcome.reports, outcome.rows,

@@ -8,13 +8,15 @@ page, so every figure here was read across pages.
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import anthropic
 import openai
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from analytics.pricing import cost_usd, find_price
 from analytics.usage import Usage
@@ -22,7 +24,7 @@ from gateway.models import BudgetWebhook
 from identity.models import ProviderCredential
 from mock_provider import MockProviderThread
 from mock_provider.wire import STATE
-from reconcile import imports, sources
+from reconcile import imports, schedule, sources
 from reconcile.models import ProviderUsage, Reconciliation
 from tests.integration.payloads import HELLO
 from tests.integration.test_quota import Receiver
@@ -209,3 +211,28 @@ def test_a_credentials_own_admin_key_reads_its_reports(gateway, token):
     rows = Reconciliation.objects.all()
     assert {r.provider for r in rows} == {"anthropic"}
     assert all(r.bypass_tokens == r.unreported_tokens == r.drift_usd == 0 for r in rows)
+
+
+@pytest.mark.django_db
+def test_the_command_refuses_bad_dates_and_says_when_no_admin_key_is_set(settings):
+    settings.METIS_ANTHROPIC_ADMIN_KEY = settings.METIS_OPENAI_ADMIN_KEY = ""
+    with pytest.raises(CommandError, match="--since must be a date like 2026-11-01"):
+        call_command("reconcile", "--since", "last tuesday")
+    with pytest.raises(CommandError, match="--since must not be after --until"):
+        call_command("reconcile", "--since", "2026-11-02", "--until", "2026-11-01")
+    with pytest.raises(CommandError, match="no admin key"):
+        call_command("reconcile")
+    assert schedule.schedule() is None  # nothing to reconcile: no thread
+
+
+def test_metis_serve_reconciles_whole_days_on_its_own(gateway, token, admin_keys, caplog):
+    through_gateway(gateway, token)  # today's calls: not a whole day yet, so not compared
+    caplog.set_level(logging.INFO, logger="reconcile.schedule")
+    thread = schedule.schedule()
+    assert thread is not None and thread.daemon
+    deadline = time.monotonic() + 60
+    while "reconciled" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yesterday = imports.today() - timedelta(days=1)
+    assert f"to {imports.today()}: 2 reports, 0 rows, 0 errors" in caplog.text, caplog.text
+    assert not Reconciliation.objects.exclude(day__lte=yesterday).exists()
