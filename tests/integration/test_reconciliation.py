@@ -57,7 +57,7 @@ def receiver():
 
 def through_gateway(gateway, token) -> None:
     claude = anthropic.Anthropic(base_url=gateway.url, api_key=token, max_retries=0)
-    for model in ("claude-haiku-4-5", "claude-haiku-4-5", "claude-sonnet-4-5"):
+    for model in ("claude-haiku-4-5", "claude-haiku-4-5", "claude-sonnet-4-6"):
         claude.messages.create(model=model, max_tokens=64, messages=HELLO)
     gpt = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0)
     gpt.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
@@ -108,7 +108,7 @@ def test_calls_that_bypassed_metis_show_as_bypass_and_the_rest_reconciles_to_zer
     assert not outcome.errors
     rows = by_model()
     assert set(rows) == {
-        "claude-haiku-4-5", "claude-sonnet-4-5", "gpt-4o-mini", "text-embedding-3-small",
+        "claude-haiku-4-5", "claude-sonnet-4-6", "gpt-4o-mini", "text-embedding-3-small",
     }  # fmt: skip
     for model, row in rows.items():
         tokens, dollars = bypass.get(model, (0, Decimal(0)))
@@ -119,7 +119,7 @@ def test_calls_that_bypassed_metis_show_as_bypass_and_the_rest_reconciles_to_zer
         assert row.api_key_id, model  # matched to the key Metis holds, by its hint
     assert rows["claude-haiku-4-5"].gateway_calls == 2
     assert rows["claude-haiku-4-5"].provider_requests == 4
-    assert rows["claude-sonnet-4-5"].drift_usd == 0
+    assert rows["claude-sonnet-4-6"].drift_usd == 0
 
     events = gateway.events()
     bypassed = [e for e in events if e["type"] == "reconciliation.bypass"]
