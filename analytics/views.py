@@ -1,4 +1,4 @@
-"""The dashboard (`/dashboard/`): one page, three tabs, htmx swaps of its partials.
+"""The dashboard (`/dashboard/`): one page, four tabs, htmx swaps of its partials.
 
 Every number comes from `analytics.queries` (the same functions behind the JSON API);
 this module only picks the queries for a tab and hands their rows to the template.
@@ -18,8 +18,13 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from analytics import access, budget_events, budgets, charts, queries
 from analytics.scope import Scope, ScopeError, Viewer, parse_scope
+from reconcile import queries as reconciliation
 
-TABS = {"cost": "Cost", "activity": "Activity", "identity": "Spend by identity"}
+TABS = {
+    "cost": "Cost", "activity": "Activity", "identity": "Spend by identity",
+    "reconciliation": "Reconciliation",  # staff and budget owners only
+}  # fmt: skip
+UNFILTERED = ("identity", "reconciliation")  # tabs the identity filters do not apply to
 WINDOWS = {
     "1h": "1h", "24h": "24h", "7d": "7d", "30d": "30d", "today": "Today",
     "this_week": "This week", "this_month": "This month", "last_month": "Last month",
@@ -61,15 +66,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             back = request.htmx.current_url_abs_path or request.get_full_path()
             return HttpResponseClientRedirect(redirect_to_login(back)["Location"])
         return redirect_to_login(request.get_full_path())
-    tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "cost"
+    tabs = {n: label for n, label in TABS.items()
+            if n != "reconciliation" or reconciliation.may_see(viewer)}  # fmt: skip
+    tab = request.GET.get("tab") if request.GET.get("tab") in tabs else "cost"
     default = default_window(viewer)
     try:
-        scope = scope_of(request, filtered=tab != "identity", default=default)
+        scope = scope_of(request, filtered=tab not in UNFILTERED, default=default)
     except ScopeError as exc:
         return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
     window = request.GET.get("window") or ("" if request.GET.get("from") else default)
     context: dict[str, Any] = {
-        "tabs": TABS,
+        "tabs": tabs,
         "tab": tab,
         "windows": WINDOWS,
         "window": window,
@@ -199,10 +206,15 @@ def sorted_rows(rows: list[dict], name: str, sort: str) -> list[dict]:
     return sorted(rows, key=keys[sort])
 
 
+def reconciliation_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
+    return {"reconciliation": reconciliation.summary(scope.start, scope.end)}
+
+
 TAB_CONTEXT: dict[str, Callable[[HttpRequest, Viewer, Scope], dict]] = {
     "cost": cost_context,
     "activity": activity_context,
     "identity": identity_context,
+    "reconciliation": reconciliation_context,
 }
 
 

@@ -378,21 +378,32 @@ class ProviderCredentialForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text="Write-only: stored encrypted and never shown again. Leave blank to keep.",
     )
+    admin_key = forms.CharField(
+        label="Admin key",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Anthropic or OpenAI organisation admin key, to reconcile against their "
+        "usage and cost reports. Write-only, like the API key. Leave blank to keep.",
+    )
 
     class Meta:
         model = ProviderCredential
-        fields = ["name", "provider", "base_url", "api_key", "is_active"]
+        fields = ["name", "provider", "base_url", "api_key", "admin_key", "is_active"]
 
 
 @admin.register(ProviderCredential)
 class ProviderCredentialAdmin(admin.ModelAdmin):
     form = ProviderCredentialForm
-    list_display = ["name", "provider", "base_url", "key_hint", "is_active", "updated_at"]
+    list_display = [
+        "name", "provider", "base_url", "key_hint", "admin_key_hint", "is_active", "updated_at",
+    ]  # fmt: skip
     list_filter = ["provider", "is_active"]
     search_fields = ["name", "base_url"]
-    readonly_fields = ["key_hint", "created_at", "updated_at"]
+    readonly_fields = ["key_hint", "admin_key_hint", "created_at", "updated_at"]
 
     def save_model(self, request: HttpRequest, obj: ProviderCredential, form, change) -> None:
         if form.cleaned_data.get("api_key"):
             obj.set_api_key(form.cleaned_data["api_key"])
+        if form.cleaned_data.get("admin_key"):
+            obj.set_admin_key(form.cleaned_data["admin_key"])
         super().save_model(request, obj, form, change)

@@ -246,6 +246,12 @@ class ProviderCredential(models.Model):
     )
     encrypted_api_key = models.TextField(blank=True, editable=False)
     key_hint = models.CharField("API key ends with", max_length=12, blank=True, editable=False)
+    # The organisation's admin key, for its usage and cost reports (reconcile/): only for
+    # Anthropic and OpenAI, whose reports Metis reads.
+    encrypted_admin_key = models.TextField(blank=True, editable=False)
+    admin_key_hint = models.CharField(
+        "admin key ends with", max_length=12, blank=True, editable=False
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -274,6 +280,14 @@ class ProviderCredential(models.Model):
     @property
     def api_key(self) -> str:
         return encryption.decrypt(self.encrypted_api_key) if self.encrypted_api_key else ""
+
+    def set_admin_key(self, raw: str) -> None:
+        self.encrypted_admin_key = encryption.encrypt(raw) if raw else ""
+        self.admin_key_hint = f"…{raw[-4:]}" if len(raw) >= 12 else ("…" if raw else "")
+
+    @property
+    def admin_key(self) -> str:
+        return encryption.decrypt(self.encrypted_admin_key) if self.encrypted_admin_key else ""
 
 
 class Quota(models.Model):

@@ -274,6 +274,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from analytics import retention
 
     retention.schedule()  # daily, when METIS_EVENT_RETENTION_DAYS is set
+    from reconcile import schedule as reconciliation
+
+    reconciliation.schedule()  # daily, when an admin key is configured
     print(f"metis: admin and dashboard on http://{display_host(args.host)}:{args.port}/admin/")
     warn_without_tls(args.host, "passwords and session cookies")
     if not local:

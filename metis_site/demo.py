@@ -215,6 +215,48 @@ def send_traffic(url: str, keys: list[DemoKey], calls: int, *, seed: int = 7) ->
     return statuses
 
 
+BYPASS_CALLS = 3  # a script calling Anthropic directly with the key the gateway holds
+
+
+def reconcile_against(provider_url: str) -> list[str]:
+    """Reconcile the demo's traffic against the mock's own usage and cost reports, as
+    `metis serve` does daily against the providers' (before the calls are spread over the
+    past month, which the mock's reports know nothing of). A few calls go straight to the
+    mock with the gateway's provider key first: they show as bypass."""
+    from django.test.utils import override_settings
+
+    from reconcile import imports
+
+    for n in range(BYPASS_CALLS):
+        body = {
+            "model": "claude-haiku-4-5",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": f"{HELLO} (direct call {n})"}],
+        }
+        headers = {"x-api-key": "sk-ant-demo", "anthropic-version": "2023-06-01"}
+        httpx.post(f"{provider_url}/v1/messages", json=body, headers=headers, timeout=30)
+    with override_settings(
+        METIS_ANTHROPIC_BASE_URL=provider_url, METIS_OPENAI_BASE_URL=provider_url,
+        METIS_ANTHROPIC_API_KEY="sk-ant-demo", METIS_OPENAI_API_KEY="sk-openai-demo",
+        METIS_ANTHROPIC_ADMIN_KEY="sk-ant-admin-demo", METIS_OPENAI_ADMIN_KEY="sk-admin-demo",
+    ):  # fmt: skip
+        outcome = imports.run(imports.today())
+    lines = [f"metis demo: reconciliation: {problem}" for problem in outcome.errors]
+    by_upstream: dict[str, list] = {}
+    for row in outcome.results:
+        by_upstream.setdefault(row.upstream, []).append(row)
+    for upstream, rows in sorted(by_upstream.items()):
+        gateway = sum(r.gateway_cost_usd for r in rows)
+        reported = sum(r.provider_cost_usd or 0 for r in rows)
+        lines.append(
+            f"metis demo: reconciled {upstream} against the mock's reports: Metis ${gateway:.6f},"
+            f" provider ${reported:.6f}, drift ${reported - gateway:.6f};"
+            f" bypass {sum(r.bypass_tokens for r in rows)} tokens,"
+            f" unreported {sum(r.unreported_tokens for r in rows)} tokens"
+        )
+    return lines
+
+
 def run(*, calls: int) -> None:
     from django.conf import settings
     from django.utils import timezone
@@ -233,9 +275,11 @@ def run(*, calls: int) -> None:
             statuses = send_traffic(url, keys, calls)
         finally:
             stop_gateway(process)  # every event is written when it exits
+        reconciled = reconcile_against(provider.url)
     zone = ZoneInfo(settings.TIME_ZONE)
     demo_history.backdate(since_us, [k.id for k in keys], timezone.now(), zone)
     took = time.monotonic() - started
     summary = ", ".join(f"{n}× {status or 'failed'}" for status, n in sorted(statuses.items()))
     print(f"metis demo: sent {calls} calls in {took:.0f} s ({summary}), over the past 30 days")
+    print("\n".join(reconciled))
     print("open http://127.0.0.1:8421/dashboard/ (run: uv run metis serve)")

@@ -147,6 +147,7 @@ INSTALLED_APPS = [
     "analytics",
     "gateway",
     "agent",
+    "reconcile",
 ]
 
 if METIS_ROLE == "gateway":
@@ -276,6 +277,11 @@ METIS_ANTHROPIC_API_KEY = os.environ.get("METIS_ANTHROPIC_API_KEY", "")
 METIS_ANTHROPIC_BASE_URL = os.environ.get("METIS_ANTHROPIC_BASE_URL", "https://api.anthropic.com")
 METIS_OPENAI_API_KEY = os.environ.get("METIS_OPENAI_API_KEY", "")
 METIS_OPENAI_BASE_URL = os.environ.get("METIS_OPENAI_BASE_URL", "https://api.openai.com")
+# Organisation admin keys: reconcile/ reads the providers' usage and cost reports with them.
+METIS_ANTHROPIC_ADMIN_KEY = os.environ.get("METIS_ANTHROPIC_ADMIN_KEY", "")
+METIS_OPENAI_ADMIN_KEY = os.environ.get("METIS_OPENAI_ADMIN_KEY", "")
+# A day whose cost differs from the provider's by more than this (%) alerts (reconciliation.drift).
+METIS_RECONCILE_DRIFT_PERCENT = envfloat("METIS_RECONCILE_DRIFT_PERCENT", 1.0)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 METIS_LOG_LEVEL = os.environ.get("METIS_LOG_LEVEL", "").strip().upper() or "INFO"

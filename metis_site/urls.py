@@ -8,6 +8,7 @@ from agent.api import api as sessions_api
 from analytics import exports, views
 from analytics.api import api
 from identity import oidc, signin
+from reconcile import api as reconcile_api  # noqa: F401  (adds /analytics/reconciliation)
 
 admin.site.site_header = "Metis operator console"
 admin.site.site_title = "Metis"

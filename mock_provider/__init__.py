@@ -8,7 +8,12 @@ Endpoints: POST /v1/messages (also ?beta=true), POST /v1/messages/count_tokens,
 POST /v1/chat/completions, POST /v1/responses (and GET|DELETE /v1/responses/{id},
 GET /v1/responses/{id}/input_items, POST /v1/responses/{id}/cancel), GET /v1/models
 (Anthropic shape when `anthropic-version` is sent), GET|DELETE /_mock/requests (the last
-1000 calls), POST /_mock/reset (log, faults, cache, stored responses).
+1000 calls), POST /_mock/reset (log, faults, cache, stored responses, ledger).
+
+The organisation reports, computed from a ledger of the calls served (reports.py):
+GET /v1/organizations/analytics/usage and /cost and /v1/organizations/api_keys (Anthropic),
+GET /v1/organization/usage/completions, /usage/embeddings, /costs and the project key lists
+(OpenAI); `make_app(report_page_size=N)` pages them N rows (buckets) at a time.
 
 Steering a reply from the last user message (for clients that cannot set headers):
   [[tool]]                    call the first tool, arguments built from its input schema

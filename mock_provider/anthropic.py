@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from mock_provider.ledger import api_key_of
 from mock_provider.reply import ANY_TOOL, Prompt, Reply, compose, words
 from mock_provider.wire import (
     Event,
@@ -98,6 +99,15 @@ async def messages(ex: Exchange) -> web.StreamResponse:
     message = _message(body["model"], reply, _input_usage(body, ex.state.cache))
     if ex.fault.zero_output:
         message["usage"]["output_tokens"] = 0
+    usage = message["usage"]
+    ex.state.ledger.add(
+        "messages", "anthropic", api_key_of(ex.request), body["model"],
+        uncached_input=usage["input_tokens"],
+        cache_write_5m=usage["cache_creation"]["ephemeral_5m_input_tokens"],
+        cache_write_1h=usage["cache_creation"]["ephemeral_1h_input_tokens"],
+        cache_read=usage["cache_read_input_tokens"],
+        output=usage["output_tokens"],
+    )  # fmt: skip
     if stream:
         return await send_events(ex, _events(message, reply), _headers())
     return await send_body(ex, orjson.dumps(message), _headers())

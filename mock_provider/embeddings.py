@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from mock_provider.ledger import api_key_of
 from mock_provider.openai import _headers, error, refused
 from mock_provider.wire import Exchange, apply_fault, recorded, send_body
 
@@ -46,6 +47,8 @@ async def embeddings(ex: Exchange) -> web.StreamResponse:
         for i, item in enumerate(inputs)
     ]
     tokens = sum(tokens_of(item) for item in inputs)
+    ex.state.ledger.add("embeddings", "openai", api_key_of(ex.request), body["model"],
+                        uncached_input=tokens)  # fmt: skip
     answer = {
         "object": "list",
         "data": data,

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from mock_provider.ledger import api_key_of
 from mock_provider.reply import ANY_TOOL, Prompt, Reply, compose, words
 from mock_provider.wire import (
     Event,
@@ -81,6 +82,11 @@ async def chat_completions(ex: Exchange) -> web.StreamResponse:
     completion = _completion(body["model"], reply, _usage(prompt_tokens, cached, reply, reasoning))
     if ex.fault.zero_output:
         completion["usage"] |= {"completion_tokens": 0, "total_tokens": prompt_tokens}
+    ex.state.ledger.add(
+        "completions", "openai", api_key_of(ex.request), body["model"],
+        uncached_input=prompt_tokens - cached, cache_read=cached,
+        output=completion["usage"]["completion_tokens"],
+    )  # fmt: skip
     if stream:
         return await send_events(ex, _events(completion, reply, with_usage), _headers())
     return await send_body(ex, orjson.dumps(completion), _headers())

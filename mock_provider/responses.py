@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from mock_provider.ledger import api_key_of
 from mock_provider.openai import REASONING_TOKENS, _cached_tokens, _headers, _unauthorized, error
 from mock_provider.reply import ANY_TOOL, Prompt, Reply, _arguments_for, compose, words
 from mock_provider.wire import Event, Exchange, apply_fault, recorded, send_body, send_events
@@ -102,6 +103,10 @@ async def create(ex: Exchange) -> web.StreamResponse:
     usage = _usage(prompt_tokens, cached, reply, reasoning)
     if ex.fault.zero_output:
         usage |= {"output_tokens": 0, "total_tokens": prompt_tokens}
+    ex.state.ledger.add(
+        "completions", "openai", api_key_of(ex.request), body["model"],
+        uncached_input=prompt_tokens - cached, cache_read=cached, output=usage["output_tokens"],
+    )  # fmt: skip
     response = _response(body, output, usage, reply)
     items = _with_ids(items)
     context = [*history, *items, *output]

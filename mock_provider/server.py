@@ -11,17 +11,27 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mock_provider import anthropic, embeddings, openai, responses
+from mock_provider import anthropic, embeddings, openai, reports, responses
 from mock_provider.wire import STATE, MockState
 
 
 def make_app(
-    *, token_delay: float = 0.0, fixed: bool = False, gzip: bool = False
+    *,
+    token_delay: float = 0.0,
+    fixed: bool = False,
+    gzip: bool = False,
+    report_page_size: int = 0,
 ) -> web.Application:
     """Both provider shapes on one app; `token_delay` seconds between streamed pieces;
-    `fixed`: every reply is the precomputed one (as with `x-mock-fixed: 1`)."""
+    `fixed`: every reply is the precomputed one (as with `x-mock-fixed: 1`);
+    `report_page_size`: rows (buckets) per page of the organisation reports, 0 = theirs."""
     app = web.Application(client_max_size=64 * 1024 * 1024)  # Claude Code sends multi-MB prompts
-    app[STATE] = MockState(token_delay=token_delay, always_fixed=fixed, always_gzip=gzip)
+    app[STATE] = MockState(
+        token_delay=token_delay,
+        always_fixed=fixed,
+        always_gzip=gzip,
+        report_page_size=report_page_size,
+    )
     app.router.add_post("/v1/messages", anthropic.messages)
     app.router.add_post("/v1/messages/count_tokens", anthropic.count_tokens)
     app.router.add_post("/v1/chat/completions", openai.chat_completions)
@@ -32,6 +42,7 @@ def make_app(
     app.router.add_get("/v1/responses/{response_id}/input_items", responses.input_items)
     app.router.add_post("/v1/responses/{response_id}/cancel", responses.cancel)
     app.router.add_get("/v1/models", _models)
+    reports.add_routes(app)
     app.router.add_get("/_mock/requests", _list_requests)
     app.router.add_delete("/_mock/requests", _clear_requests)
     app.router.add_post("/_mock/reset", _reset)
@@ -61,8 +72,10 @@ class MockProviderThread:
     ...     client = anthropic.Anthropic(base_url=mock.url, api_key="k")
     """
 
-    def __init__(self, *, token_delay: float = 0.0, gzip: bool = False) -> None:
-        self.app = make_app(token_delay=token_delay, gzip=gzip)
+    def __init__(
+        self, *, token_delay: float = 0.0, gzip: bool = False, report_page_size: int = 0
+    ) -> None:
+        self.app = make_app(token_delay=token_delay, gzip=gzip, report_page_size=report_page_size)
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from mock_provider import faults
 from mock_provider.faults import NO_FAULT, Fault, FaultCounter
+from mock_provider.ledger import Ledger
 
 LOG_SIZE = 1000
 HANG_AFTER = 3  # events a `hang` fault sends before it stalls
@@ -53,6 +54,8 @@ class MockState:
     cache: PromptCache = field(default_factory=PromptCache)
     fixed: dict[tuple[Any, ...], bytes] = field(default_factory=dict)  # x-mock-fixed bodies
     responses: dict[str, Any] = field(default_factory=dict)  # stored Responses API answers
+    ledger: Ledger = field(default_factory=Ledger)  # what was served, for the reports
+    report_page_size: int = 0  # 0: the providers' own page sizes (reports.py)
 
     def fixed_body(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
         body = self.fixed.get(key)
@@ -67,6 +70,7 @@ class MockState:
         self.faults.clear()
         self.cache.clear()
         self.responses.clear()
+        self.ledger.clear()
 
 
 STATE = web.AppKey("metis_mock_state", MockState)

@@ -66,7 +66,7 @@ def test_demo_fills_a_fresh_home_and_adds_as_many_calls_when_run_again(tmp_path)
     out = demo(home)
 
     lines = out.splitlines()
-    assert len(lines) == 4, out
+    assert len(lines) == 6, out
     assert lines[0] == (
         "metis demo: teams eng, sales, research; users alice, bob, carol, dave, erin; 6 keys"
     )
@@ -77,7 +77,20 @@ def test_demo_fills_a_fresh_home_and_adds_as_many_calls_when_run_again(tmp_path)
         rf"metis demo: sent {CALLS} calls in \d+ s \((.+)\), over the past 30 days", lines[2]
     )
     assert sent, lines[2]
-    assert lines[3] == "open http://127.0.0.1:8421/dashboard/ (run: uv run metis serve)"
+    # Reconciled against the mock's own reports: its direct calls are bypass, the rest is 0.
+    anthropic = re.fullmatch(
+        r"metis demo: reconciled anthropic against the mock's reports: Metis \$([\d.]+), "
+        r"provider \$([\d.]+), drift \$([\d.]+); bypass (\d+) tokens, unreported 0 tokens",
+        lines[3],
+    )
+    assert anthropic and int(anthropic[4]) > 0 and float(anthropic[3]) > 0, lines[3]
+    assert re.fullmatch(
+        r"metis demo: reconciled openai against the mock's reports: Metis \$([\d.]+), "
+        r"provider \$\1, drift \$0\.000000; bypass 0 tokens, unreported 0 tokens",
+        lines[4],
+    ), lines[4]
+    assert count(home, "events", "type = 'reconciliation.bypass'") == 1  # one model, one day
+    assert lines[5] == "open http://127.0.0.1:8421/dashboard/ (run: uv run metis serve)"
     # The printed statuses are the ones the gateway recorded; no call failed to arrive.
     printed = {int(status): int(n) for n, status in re.findall(r"(\d+)× (\d+)", sent[1])}
     assert "failed" not in sent[1]
@@ -148,6 +161,8 @@ def assert_spread_over_the_past_month(home: Path) -> None:
     assert len(days) >= 20
     by_call: dict[str, list[str]] = {}
     for _, kind, _, payload in events:
+        if kind.startswith("reconciliation."):  # of the demo's reconciliation, not of a call
+            continue
         by_call.setdefault(re.search(r'"request_id":"([^"]+)"', payload)[1], []).append(kind)
     assert set(map(tuple, by_call.values())) == {
         ("route.decided", "llm.call_completed", "turn.completed")
