@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from analytics.aggregate import Agg, aggregate, money
+from analytics.cache import cache_figures
 from analytics.models import Call
 from analytics.scope import GROUP_BY, Scope, ScopeError, Viewer
 
@@ -72,6 +73,28 @@ def cost(viewer: Viewer, scope: Scope, group_by: str | None) -> dict:
         rows.sort(key=lambda r: (-r["cost_usd"], -r["calls"], str(r["key"])))
     result["groups"] = rows
     return result
+
+
+CACHE_BY = {"team": "team", "key": "gateway_key_id", "model": "model"}
+
+
+def cache_rows(viewer: Viewer, scope: Scope, by: str, *, limit: int | None = None) -> list[dict]:
+    """The prompt-cache figures (`analytics.cache`) per team, key or model: the groups
+    that read or wrote the cache, most input first. From the rollups, no latency read."""
+    groups, _ = aggregate(viewer, scope, (CACHE_BY[by],))
+    rows = [
+        {"key": key, "calls": agg.sums["calls"], "input_tokens": agg.sums["input_tokens"],
+         "cache": cache_figures(agg.sums)}
+        for (key,), agg in groups.items()
+        if agg.sums["cache_read_tokens"] or agg.sums["cache_write_tokens"]
+    ]  # fmt: skip
+    rows.sort(key=lambda r: (-r["input_tokens"], str(r["key"])))
+    rows = rows[:limit] if limit is not None else rows
+    if by == "key":
+        names = key_owners(r["key"] for r in rows)
+        for row in rows:
+            row["name"] = names.get(row["key"], {}).get("name")
+    return rows
 
 
 def key_owners(key_ids: Iterable[str | None]) -> dict[str, dict]:

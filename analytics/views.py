@@ -16,7 +16,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
-from analytics import access, budget_events, budgets, charts, queries
+from analytics import access, budget_events, budgets, cache_alerts, charts, queries
 from analytics.scope import Scope, ScopeError, Viewer, parse_scope
 
 TABS = {"cost": "Cost", "activity": "Activity", "identity": "Spend by identity"}
@@ -116,11 +116,26 @@ def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     return {
         "totals": by_model["totals"],
         "models": by_model["groups"],
+        "cache_tables": cache_tables(viewer, scope),
+        "cache_notices": cache_alerts.notices(viewer),
         "strip": strip[:STRIP_CARDS],
         "strip_more": max(len(strip) - STRIP_CARDS, 0),
         "budget_events": budget_events.recent(viewer, now),
         "chart": charts.cost_chart(points, scope.start, scope.end, bucket, chart_quota),
     }
+
+
+CACHE_TABLES = {"team": "team", "key": "key", "model": "model"}
+
+
+def cache_tables(viewer: Viewer, scope: Scope) -> list[dict]:
+    """The prompt-cache figures per team (for viewers who see teams), key and model."""
+    wanted = ("key", "model") if viewer.kind == "key" else ("team", "key", "model")
+    return [
+        {"by": by, "label": CACHE_TABLES[by],
+         "rows": queries.cache_rows(viewer, scope, by, limit=TABLE_ROWS)}
+        for by in wanted
+    ]  # fmt: skip
 
 
 def quota_for_chart(viewer: Viewer, scope: Scope, strip: list[dict]) -> dict | None:
