@@ -82,19 +82,25 @@ def cache_rows(viewer: Viewer, scope: Scope, by: str, *, limit: int | None = Non
     """The prompt-cache figures (`analytics.cache`) per team, key or model: the groups
     that read or wrote the cache, most input first. From the rollups, no latency read."""
     groups, _ = aggregate(viewer, scope, (CACHE_BY[by],))
-    rows = [
+    rows = cache_rows_of(
         {"key": key, "calls": agg.sums["calls"], "input_tokens": agg.sums["input_tokens"],
          "cache": cache_figures(agg.sums)}
         for (key,), agg in groups.items()
-        if agg.sums["cache_read_tokens"] or agg.sums["cache_write_tokens"]
-    ]  # fmt: skip
-    rows.sort(key=lambda r: (-r["input_tokens"], str(r["key"])))
+    )  # fmt: skip
     rows = rows[:limit] if limit is not None else rows
     if by == "key":
         names = key_owners(r["key"] for r in rows)
         for row in rows:
             row["name"] = names.get(row["key"], {}).get("name")
     return rows
+
+
+def cache_rows_of(rows: Iterable[dict]) -> list[dict]:
+    """The rows (of `cost`'s groups, or `cache_rows`') that read or wrote the prompt
+    cache, most input first."""
+    found = [r for r in rows if r["cache"]["read_tokens"] or r["cache"]["write_5m_tokens"]
+             or r["cache"]["write_1h_tokens"]]  # fmt: skip
+    return sorted(found, key=lambda r: (-r["input_tokens"], str(r["key"])))
 
 
 def key_owners(key_ids: Iterable[str | None]) -> dict[str, dict]:

@@ -116,7 +116,7 @@ def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     return {
         "totals": by_model["totals"],
         "models": by_model["groups"],
-        "cache_tables": cache_tables(viewer, scope),
+        "cache_tables": cache_tables(viewer, scope, by_model["groups"]),
         "cache_notices": cache_alerts.notices(viewer),
         "strip": strip[:STRIP_CARDS],
         "strip_more": max(len(strip) - STRIP_CARDS, 0),
@@ -128,14 +128,17 @@ def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
 CACHE_TABLES = {"team": "team", "key": "key", "model": "model"}
 
 
-def cache_tables(viewer: Viewer, scope: Scope) -> list[dict]:
-    """The prompt-cache figures per team (for viewers who see teams), key and model."""
-    wanted = ("key", "model") if viewer.kind == "key" else ("team", "key", "model")
-    return [
+def cache_tables(viewer: Viewer, scope: Scope, models: list[dict]) -> list[dict]:
+    """The prompt-cache figures per team (for viewers who see teams), key and model (the
+    per-model rows the tab already read)."""
+    wanted = ("key",) if viewer.kind == "key" else ("team", "key")
+    tables = [
         {"by": by, "label": CACHE_TABLES[by],
          "rows": queries.cache_rows(viewer, scope, by, limit=TABLE_ROWS)}
         for by in wanted
     ]  # fmt: skip
+    rows = queries.cache_rows_of(models)[:TABLE_ROWS]
+    return [*tables, {"by": "model", "label": "model", "rows": rows}]
 
 
 def quota_for_chart(viewer: Viewer, scope: Scope, strip: list[dict]) -> dict | None:
