@@ -75,28 +75,29 @@ def cost(viewer: Viewer, scope: Scope, group_by: str | None) -> dict:
     return result
 
 
-CACHE_BY = {"team": "team", "key": "gateway_key_id", "model": "model"}
+def cache_by_team_and_key(viewer: Viewer, scope: Scope) -> tuple[list[dict], list[dict]]:
+    """The prompt-cache figures (`analytics.cache`) per team and per key, from one read
+    of the key grain's rollups (a key's team is its own), no latency: each list holds the
+    groups that read or wrote the cache, most input first; key rows carry the key's name."""
+    groups, _ = aggregate(viewer, scope, ("team", "gateway_key_id"))
+    teams: dict[str | None, Agg] = {}
+    for (team, _key), agg in groups.items():
+        teams.setdefault(team, Agg()).merge(agg)
+    team_rows = cache_rows_of(cache_row(team, agg) for team, agg in teams.items())
+    key_rows = cache_rows_of(cache_row(key, agg) for (_team, key), agg in groups.items())
+    names = key_owners(r["key"] for r in key_rows)
+    for row in key_rows:
+        row["name"] = names.get(row["key"], {}).get("name")
+    return team_rows, key_rows
 
 
-def cache_rows(viewer: Viewer, scope: Scope, by: str, *, limit: int | None = None) -> list[dict]:
-    """The prompt-cache figures (`analytics.cache`) per team, key or model: the groups
-    that read or wrote the cache, most input first. From the rollups, no latency read."""
-    groups, _ = aggregate(viewer, scope, (CACHE_BY[by],))
-    rows = cache_rows_of(
-        {"key": key, "calls": agg.sums["calls"], "input_tokens": agg.sums["input_tokens"],
-         "cache": cache_figures(agg.sums)}
-        for (key,), agg in groups.items()
-    )  # fmt: skip
-    rows = rows[:limit] if limit is not None else rows
-    if by == "key":
-        names = key_owners(r["key"] for r in rows)
-        for row in rows:
-            row["name"] = names.get(row["key"], {}).get("name")
-    return rows
+def cache_row(key: Any, agg: Agg) -> dict:
+    return {"key": key, "calls": agg.sums["calls"], "input_tokens": agg.sums["input_tokens"],
+            "cache": cache_figures(agg.sums)}  # fmt: skip
 
 
 def cache_rows_of(rows: Iterable[dict]) -> list[dict]:
-    """The rows (of `cost`'s groups, or `cache_rows`') that read or wrote the prompt
+    """The rows (of `cost`'s groups, or `cache_by_team_and_key`'s) that read or wrote the prompt
     cache, most input first."""
     found = [r for r in rows if r["cache"]["read_tokens"] or r["cache"]["write_5m_tokens"]
              or r["cache"]["write_1h_tokens"]]  # fmt: skip

@@ -3,6 +3,8 @@ and model tables, to the exact amount behind each rounded one."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -72,6 +74,14 @@ def test_the_cost_tab_shows_what_the_cache_saved_and_cost(page, settings):
     expect(by_key.first).to_contain_text("75.0 %")
     expect(page.locator("#cache-by-team tbody tr").first).to_contain_text("eng")
     expect(page.locator("#cache-by-model tbody tr").first).to_contain_text("claude-haiku-4-5")
+    expect(page).to_have_url(
+        re.compile(r"/dashboard/\?tab=cost&window=1h$")
+    )  # fetched, not navigated
+
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
 
     # The tab comes back through an htmx swap with its figures.
     page.get_by_role("link", name="Activity").click()

@@ -202,4 +202,21 @@ def test_the_cost_tab_shows_the_cache_figures_of_the_window(gateway, token, clie
     assert 'id="prompt-cache"' in page
     assert f"{want['hit_rate'] * 100:.1f} %" in page
     assert f'title="${format(want["saved_usd"].normalize(), "f")}"' in page
-    assert 'id="cache-by-key"' in page and "alice-laptop" in page
+    assert 'hx-get="/dashboard/cache/?window=1h"' in page  # the tables follow, fetched
+    with override_settings(ROOT_URLCONF="metis_site.urls", MIDDLEWARE=site.MIDDLEWARE):
+        tables = client.get("/dashboard/cache/", {"window": "1h"}).content.decode()
+    assert 'id="cache-by-key"' in tables and "alice-laptop" in tables
+    assert 'id="cache-by-team"' in tables and ">eng<" in tables
+    assert f"{want['hit_rate'] * 100:.1f} %" in tables
+
+
+def test_the_cache_tables_keep_to_what_the_viewer_may_see(teams, client, settings):
+    settings.METIS_LOCAL_MODE = False
+    with override_settings(ROOT_URLCONF="metis_site.urls", MIDDLEWARE=site.MIDDLEWARE):
+        assert client.get("/dashboard/cache/").status_code == 302  # to the login
+        client.force_login(teams["users"]["dana"])
+        tables = client.get("/dashboard/cache/", {"window": "1h"}).content.decode()
+        assert "dana-laptop" in tables and "bob-laptop" not in tables
+        assert ">alpha<" in tables and ">beta<" not in tables
+        bad = client.get("/dashboard/cache/", {"window": "fortnight"})
+        assert bad.status_code == 400 and b"window" in bad.content
