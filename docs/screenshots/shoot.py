@@ -51,7 +51,7 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
             page = browser.new_page(viewport={"width": args.width, "height": 900})
-            page.goto(url + args.path)
+            page.goto(url + args.path, wait_until="networkidle")  # parts the page fetches too
             if args.selector:
                 page.locator(args.selector).first.screenshot(path=str(args.out))
             else:
