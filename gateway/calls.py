@@ -49,7 +49,7 @@ class Call:
     upstream_request_id: str | None = None
     cost_usd: Decimal | None = None
     price_source: str | None = None
-    cache_costs: pricing.CacheCosts | None = None  # None when unpriced, as cost_usd
+    cache_costs: pricing.CacheCosts | None = None  # None: unpriced, or no cache tokens
     reservation: Reservation | None = None  # what budgets.check() holds for this call
     noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
@@ -90,11 +90,14 @@ def price(call: Call) -> None:
 def priced(
     price_provider: str, model: str, usage: Usage
 ) -> tuple[Decimal | None, str | None, pricing.CacheCosts | None]:
-    """(cost, price source, cache costs) from one price lookup; all None when unpriced."""
+    """(cost, price source, cache costs) from one price lookup; all None when unpriced,
+    the cache costs None too for a call that neither read nor wrote the cache."""
     found = routing.price(price_provider, model)
     if found is None or (found.input_only and usage.output_tokens):
         return None, None, None
-    return pricing.cost_usd(found, usage), found.source, pricing.cache_costs(found, usage)
+    cached = usage.cache_read_tokens > 0 or usage.cache_write_tokens > 0
+    cache = pricing.cache_costs(found, usage) if cached else None
+    return pricing.cost_usd(found, usage), found.source, cache
 
 
 def start(call: Call, body_bytes: int) -> None:
@@ -293,7 +296,8 @@ def observe(call: Call) -> None:
 
 def _cache_money(costs: pricing.CacheCosts | None) -> dict:
     """The cache figures analytics sums (analytics.rollup), priced now with the call: a
-    rebuild from the events then gives the prices the call was charged."""
+    rebuild from the events then gives the prices the call was charged. Absent (0) from
+    the calls that did not touch the cache: most calls, and no bytes spent on them."""
     if costs is None:
         return {}
     return {
