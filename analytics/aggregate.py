@@ -40,7 +40,8 @@ from django.db.models import (
 from django.db.models.functions import Cast, TruncDay, TruncHour
 from django.utils import timezone
 
-from analytics.models import GRAINS, LATENCY_BUCKETS, Call, Grain
+from analytics.cache import cache_figures
+from analytics.models import CACHE_MONEY, GRAINS, LATENCY_BUCKETS, Call, Grain
 from analytics.scope import Scope, Viewer
 
 EXACT_PERCENTILES_UP_TO = timedelta(hours=24)
@@ -62,7 +63,9 @@ _COLUMN = {
 SUMS = (
     "calls", "errors", "cancelled", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "unpriced_calls",
+    "cache_write_1h_tokens", *CACHE_MONEY,
 )  # fmt: skip
+MONEY = frozenset({"cost_usd", *CACHE_MONEY})
 LAT_COLUMNS = tuple(f"lat_{i:02d}" for i in range(LATENCY_BUCKETS))
 
 
@@ -94,7 +97,8 @@ class Agg:
 
     def totals(self, *, exact: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"cost_usd": money(self.sums["cost_usd"])}
-        out.update((name, self.sums[name]) for name in SUMS if name != "cost_usd")
+        out.update((name, self.sums[name]) for name in SUMS[:10] if name != "cost_usd")
+        out["cache"] = cache_figures(self.sums)
         if exact:
             ordered = sorted(self.latencies)
             out["p50_latency_ms"] = exact_percentile(ordered, 0.50)
@@ -121,6 +125,7 @@ CALL_SUMS = {
     "s_cancelled": _count(Q(error_class=CANCELLED)),
     **{f"s_{n}": Sum(n) for n in SUMS[3:9]},
     "s_unpriced_calls": _count(Q(cost_usd__isnull=True)),
+    **{f"s_{n}": Sum(n) for n in SUMS[10:]},
     "s_last_call_at": Max("timestamp"),
 }
 
@@ -132,7 +137,7 @@ def _whole(column: str) -> Cast:
 
 
 HOUR_SUMS = {
-    **{f"s_{n}": Sum(n) if n == "cost_usd" else _whole(n) for n in SUMS},
+    **{f"s_{n}": Sum(n) if n in MONEY else _whole(n) for n in SUMS},
     "s_last_call_at": Max("last_call_at"),
 }
 LAT_SUMS = {f"s_{c}": _whole(c) for c in LAT_COLUMNS}

@@ -145,7 +145,15 @@ def cost(
     workspace: str | None = Filter,
 ) -> dict:
     """Totals (cost, calls, tokens, errors, cancelled, unpriced, p50/p95 latency) over the
-    window, and one row per group with `group_by`."""
+    window, and one row per group with `group_by`.
+
+    Each total and group has `cache`, the prompt cache's figures: `hit_rate` = cache-read
+    tokens ÷ input tokens, where input tokens are every prompt token (uncached, cache reads
+    and cache writes), to 4 decimal places, null without input; `read_tokens`,
+    `write_5m_tokens`, `write_1h_tokens`; in USD, `write_5m_usd`, `write_1h_usd`,
+    `saved_usd` (the reads at the uncached input price, less what they cost),
+    `write_premium_usd` (the writes, less the same tokens at the uncached input price) and
+    `net_saved_usd` (saved - premium)."""
     group = (group_by or "").strip() or None
     return _answer(request, response, lambda v, s: queries.cost(v, s, group))
 

@@ -55,6 +55,10 @@ def to_units(value: Decimal | int | str | None) -> int | None:
     return int(Decimal(value).scaleb(MoneyField.SCALE).to_integral_value(ROUND_HALF_EVEN))
 
 
+# The prompt cache's money, summed like cost_usd (analytics.pricing.CacheCosts).
+CACHE_MONEY = ("cache_write_5m_usd", "cache_write_1h_usd", "cache_saved_usd",
+               "cache_write_premium_usd")  # fmt: skip
+
 # The rollup's latency histogram: bucket 0 is [0, 1) ms, bucket i is
 # [2^((i-1)/2), 2^(i/2)) ms, the last bucket is open-ended (≥ 2^19 ms ≈ 8.7 min).
 LATENCY_BUCKETS = 40
@@ -85,6 +89,12 @@ class Call(models.Model):
     cache_write_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_usd = MoneyField(null=True, blank=True)  # None: unpriced
+    # The prompt cache's economics (analytics.pricing.CacheCosts); 0 when unpriced.
+    cache_write_1h_tokens = models.BigIntegerField(default=0, db_default=0)
+    cache_write_5m_usd = MoneyField(default=0, db_default=0)
+    cache_write_1h_usd = MoneyField(default=0, db_default=0)
+    cache_saved_usd = MoneyField(default=0, db_default=0)
+    cache_write_premium_usd = MoneyField(default=0, db_default=0)
     latency_ms = models.FloatField(default=0)
     ttft_ms = models.FloatField(null=True, blank=True)
     status = models.IntegerField(default=0)
@@ -134,6 +144,12 @@ class Sums(models.Model):
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_usd = MoneyField(default=0)  # priced calls only
     unpriced_calls = models.BigIntegerField(default=0)
+    # Database defaults too: rows written by SQL that predates these columns still insert.
+    cache_write_1h_tokens = models.BigIntegerField(default=0, db_default=0)
+    cache_write_5m_usd = MoneyField(default=0, db_default=0)  # priced calls only, as cost_usd
+    cache_write_1h_usd = MoneyField(default=0, db_default=0)
+    cache_saved_usd = MoneyField(default=0, db_default=0)
+    cache_write_premium_usd = MoneyField(default=0, db_default=0)
     last_call_at = models.DateTimeField()
     locals().update(
         {f"lat_{i:02d}": models.BigIntegerField(default=0) for i in range(LATENCY_BUCKETS)}

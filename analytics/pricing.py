@@ -47,7 +47,15 @@ from analytics.usage import Usage
 if TYPE_CHECKING:
     from genai_prices.types import ModelInfo, ModelPrice, Tier, TieredPrices
 
-__all__ = ["PRICE_SOURCE", "Price", "PriceTier", "cost_usd", "find_price"]
+__all__ = [
+    "PRICE_SOURCE",
+    "CacheCosts",
+    "Price",
+    "PriceTier",
+    "cache_costs",
+    "cost_usd",
+    "find_price",
+]
 
 _QUANTUM = Decimal("1e-10")
 _VERSION_STAMP = re.compile(r"(?:-\d{8}|-\d{4}-\d{2}-\d{2}|-latest|@[\w.-]+|-v\d+(?::\d+)?)$")
@@ -78,7 +86,7 @@ class Price:
     tiers: tuple[PriceTier, ...] = ()  # ascending thresholds; the highest one exceeded applies
     source: str = "override"
     # Priced for input alone (embedding models): output has no rate, so a call that
-    # reports output is unpriced rather than charged $0 for it (gateway.calls.price_of).
+    # reports output is unpriced rather than charged $0 for it (gateway.calls.priced).
     input_only: bool = False
 
 
@@ -90,6 +98,51 @@ def cost_usd(price: Price, usage: Usage) -> Decimal:
     (subsets larger than their total) are clamped rather than raising, because a
     call must always be recordable.
     """
+    rates, (uncached, cache_read, write_5m, write_1h) = _split(price, usage)
+    write_5m_rate = _or(rates.cache_write_5m, rates.input)
+    total = (
+        uncached * rates.input
+        + cache_read * _or(rates.cache_read, rates.input)
+        + write_5m * write_5m_rate
+        + write_1h * _or(rates.cache_write_1h, write_5m_rate)
+        + max(usage.output_tokens, 0) * rates.output
+    )
+    return total.scaleb(-6).quantize(_QUANTUM)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheCosts:
+    """What a call's prompt cache cost and saved, in USD at the rates `cost_usd` charged.
+
+    `saved_usd`: the cache reads at the uncached input rate, less what they cost.
+    `write_premium_usd`: the cache writes, less what the same tokens cost as plain input
+    (the price of making the cache). Net saving = saved - premium.
+    """
+
+    write_5m_usd: Decimal
+    write_1h_usd: Decimal
+    saved_usd: Decimal
+    write_premium_usd: Decimal
+
+
+def cache_costs(price: Price, usage: Usage) -> CacheCosts:
+    """The cache part of `cost_usd(price, usage)`: same tier, same clamping, same quantum."""
+    rates, (_, cache_read, write_5m, write_1h) = _split(price, usage)
+    write_5m_rate = _or(rates.cache_write_5m, rates.input)
+    write_5m_usd = _usd(write_5m * write_5m_rate)
+    write_1h_usd = _usd(write_1h * _or(rates.cache_write_1h, write_5m_rate))
+    read_usd = _usd(cache_read * _or(rates.cache_read, rates.input))
+    return CacheCosts(
+        write_5m_usd=write_5m_usd,
+        write_1h_usd=write_1h_usd,
+        saved_usd=_usd(cache_read * rates.input) - read_usd,
+        write_premium_usd=write_5m_usd + write_1h_usd - _usd((write_5m + write_1h) * rates.input),
+    )
+
+
+def _split(price: Price, usage: Usage) -> tuple[Price | PriceTier, tuple[int, int, int, int]]:
+    """The rates that apply (the highest tier passed) and the input split into (uncached,
+    cache read, 5-minute write, 1-hour write) tokens."""
     rates: Price | PriceTier = price
     for tier in price.tiers:
         if usage.input_tokens > tier.above_input_tokens:
@@ -98,15 +151,11 @@ def cost_usd(price: Price, usage: Usage) -> Decimal:
     cache_write = max(usage.cache_write_tokens, 0)
     write_1h = min(max(usage.cache_write_1h_tokens, 0), cache_write)
     uncached = max(usage.input_tokens - cache_read - cache_write, 0)
-    write_5m_rate = _or(rates.cache_write_5m, rates.input)
-    total = (
-        uncached * rates.input
-        + cache_read * _or(rates.cache_read, rates.input)
-        + (cache_write - write_1h) * write_5m_rate
-        + write_1h * _or(rates.cache_write_1h, write_5m_rate)
-        + max(usage.output_tokens, 0) * rates.output
-    )
-    return total.scaleb(-6).quantize(_QUANTUM)
+    return rates, (uncached, cache_read, cache_write - write_1h, write_1h)
+
+
+def _usd(per_million: Decimal | int) -> Decimal:
+    return Decimal(per_million).scaleb(-6).quantize(_QUANTUM)
 
 
 def find_price(

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from analytics.aggregate import Agg, aggregate, money
+from analytics.cache import cache_figures
 from analytics.models import Call
 from analytics.scope import GROUP_BY, Scope, ScopeError, Viewer
 
@@ -72,6 +73,35 @@ def cost(viewer: Viewer, scope: Scope, group_by: str | None) -> dict:
         rows.sort(key=lambda r: (-r["cost_usd"], -r["calls"], str(r["key"])))
     result["groups"] = rows
     return result
+
+
+def cache_by_team_and_key(viewer: Viewer, scope: Scope) -> tuple[list[dict], list[dict]]:
+    """The prompt-cache figures (`analytics.cache`) per team and per key, from one read
+    of the key grain's rollups (a key's team is its own), no latency: each list holds the
+    groups that read or wrote the cache, most input first; key rows carry the key's name."""
+    groups, _ = aggregate(viewer, scope, ("team", "gateway_key_id"))
+    teams: dict[str | None, Agg] = {}
+    for (team, _key), agg in groups.items():
+        teams.setdefault(team, Agg()).merge(agg)
+    team_rows = cache_rows_of(cache_row(team, agg) for team, agg in teams.items())
+    key_rows = cache_rows_of(cache_row(key, agg) for (_team, key), agg in groups.items())
+    names = key_owners(r["key"] for r in key_rows)
+    for row in key_rows:
+        row["name"] = names.get(row["key"], {}).get("name")
+    return team_rows, key_rows
+
+
+def cache_row(key: Any, agg: Agg) -> dict:
+    return {"key": key, "calls": agg.sums["calls"], "input_tokens": agg.sums["input_tokens"],
+            "cache": cache_figures(agg.sums)}  # fmt: skip
+
+
+def cache_rows_of(rows: Iterable[dict]) -> list[dict]:
+    """The rows (of `cost`'s groups, or `cache_by_team_and_key`'s) that read or wrote the prompt
+    cache, most input first."""
+    found = [r for r in rows if r["cache"]["read_tokens"] or r["cache"]["write_5m_tokens"]
+             or r["cache"]["write_1h_tokens"]]  # fmt: skip
+    return sorted(found, key=lambda r: (-r["input_tokens"], str(r["key"])))
 
 
 def key_owners(key_ids: Iterable[str | None]) -> dict[str, dict]:

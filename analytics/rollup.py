@@ -19,6 +19,7 @@ from django.db import connection
 
 from analytics.aggregate import CANCELLED, latency_bucket
 from analytics.models import (
+    CACHE_MONEY,
     GRAINS,
     LATENCY_BUCKETS,
     ROLLUP_GROUP,
@@ -36,10 +37,12 @@ CALL_COLUMNS = (
     "inbound_shape", "provider", "model", "requested_model", "stream", "input_tokens",
     "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd",
     "latency_ms", "ttft_ms", "status", "error_class", "retries", "request_id",
+    "cache_write_1h_tokens", *CACHE_MONEY,
 )  # fmt: skip
 HOUR_SUMS = (
     "calls", "errors", "cancelled", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "unpriced_calls",
+    "cache_write_1h_tokens", *CACHE_MONEY,
 )  # fmt: skip
 LAT_COLUMNS = tuple(f"lat_{i:02d}" for i in range(LATENCY_BUCKETS))
 
@@ -60,6 +63,13 @@ def _int(value: Any) -> int:
     try:
         return int(value or 0)
     except (TypeError, ValueError):
+        return 0
+
+
+def _units(value: Any) -> int:
+    try:
+        return to_units(value) or 0
+    except (ArithmeticError, TypeError, ValueError):
         return 0
 
 
@@ -96,11 +106,17 @@ def rows_from_events(events: Iterable[EventRow]) -> Rollup:
             _text(p.get("inbound_shape")),
         )
         key_id, user, team, workspace, provider, model, shape = group
+        # Priced with the call (gateway.calls); absent from unpriced calls and from events
+        # recorded before the gateway priced its cache (those count 0).
+        cache = (
+            _int(p.get("cache_creation_1h_input_tokens")),
+            *(_units(p.get(name)) for name in CACHE_MONEY),
+        )
         rollup.calls.append(
             (event_id, moment, key_id, _text(p.get("key_name")), user, team, workspace, shape,
              provider, model, _text(p.get("requested_model")), bool(p.get("stream")), *tokens,
              cost_units, latency, float(ttft) if ttft is not None else None, status,
-             error_class, _int(p.get("retries")), _text(p.get("request_id")))
+             error_class, _int(p.get("retries")), _text(p.get("request_id")), *cache)
         )  # fmt: skip
         hour_key = (moment.replace(minute=0, second=0, microsecond=0), *group)
         sums = rollup.hours.get(hour_key)
@@ -116,6 +132,8 @@ def rows_from_events(events: Iterable[EventRow]) -> Rollup:
             sums[9] += 1
         else:
             sums[8] += cost_units
+        for i, value in enumerate(cache):
+            sums[10 + i] += value
         sums[width + latency_bucket(latency)] += 1
         if moment > sums[-1]:
             sums[-1] = moment

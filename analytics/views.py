@@ -16,7 +16,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
-from analytics import access, budget_events, budgets, charts, queries
+from analytics import access, budget_events, budgets, cache_alerts, charts, queries
+from analytics.aggregate import aggregate
 from analytics.scope import Scope, ScopeError, Viewer, parse_scope
 from reconcile import queries as reconciliation
 
@@ -123,11 +124,36 @@ def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     return {
         "totals": by_model["totals"],
         "models": by_model["groups"],
+        "cache_notices": cache_alerts.notices(viewer),
         "strip": strip[:STRIP_CARDS],
         "strip_more": max(len(strip) - STRIP_CARDS, 0),
         "budget_events": budget_events.recent(viewer, now),
         "chart": charts.cost_chart(points, scope.start, scope.end, bucket, chart_quota),
     }
+
+
+def cache_tables(request: HttpRequest) -> HttpResponse:
+    """The Cost tab's prompt-cache tables per team (not for a key's own token), key and
+    model, fetched by the tab once it is shown: the per-key read is the slowest of the
+    tab's, and the tiles above them need none of it."""
+    viewer = access.viewer_for(request)
+    if viewer is None:  # signed out since the page loaded: to the login, not into the panel
+        back = request.htmx.current_url_abs_path if request.htmx else None
+        login = redirect_to_login(back or "/dashboard/")
+        return HttpResponseClientRedirect(login["Location"]) if request.htmx else login
+    try:
+        scope = scope_of(request, default=default_window(viewer))
+    except ScopeError as exc:
+        return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
+    teams, keys = queries.cache_by_team_and_key(viewer, scope)
+    models, _ = aggregate(viewer, scope, ("model",))
+    model_rows = queries.cache_rows_of(queries.cache_row(m, agg) for (m,), agg in models.items())
+    tables = [] if viewer.kind == "key" else [{"by": "team", "label": "team", "rows": teams}]
+    tables.append({"by": "key", "label": "key", "rows": keys})
+    tables.append({"by": "model", "label": "model", "rows": model_rows})
+    for table in tables:
+        table["rows"] = table["rows"][:TABLE_ROWS]
+    return render(request, "analytics/cache_tables.html", {"cache_tables": tables})
 
 
 def quota_for_chart(viewer: Viewer, scope: Scope, strip: list[dict]) -> dict | None:

@@ -49,6 +49,7 @@ class Call:
     upstream_request_id: str | None = None
     cost_usd: Decimal | None = None
     price_source: str | None = None
+    cache_costs: pricing.CacheCosts | None = None  # None: unpriced, or no cache tokens
     reservation: Reservation | None = None  # what budgets.check() holds for this call
     noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
@@ -81,17 +82,22 @@ class Call:
 
 
 def price(call: Call) -> None:
-    call.cost_usd, call.price_source = price_of(
+    call.cost_usd, call.price_source, call.cache_costs = priced(
         call.route.upstream.price_provider, call.route.model, call.usage
     )
 
 
-def price_of(price_provider: str, model: str, usage: Usage) -> tuple[Decimal | None, str | None]:
-    """(cost, price source), or (None, None) for an unpriced model."""
+def priced(
+    price_provider: str, model: str, usage: Usage
+) -> tuple[Decimal | None, str | None, pricing.CacheCosts | None]:
+    """(cost, price source, cache costs) from one price lookup; all None when unpriced,
+    the cache costs None too for a call that neither read nor wrote the cache."""
     found = routing.price(price_provider, model)
     if found is None or (found.input_only and usage.output_tokens):
-        return None, None
-    return pricing.cost_usd(found, usage), found.source
+        return None, None, None
+    cached = usage.cache_read_tokens > 0 or usage.cache_write_tokens > 0
+    cache = pricing.cache_costs(found, usage) if cached else None
+    return pricing.cost_usd(found, usage), found.source, cache
 
 
 def start(call: Call, body_bytes: int) -> None:
@@ -190,6 +196,7 @@ def events_of(call: Call) -> list[PendingEvent]:
         usage=call.usage,
         cost_usd=call.cost_usd,
         price_source=call.price_source,
+        cache_costs=call.cache_costs,
         latency_ms=call.latency_ms,
         ttft_ms=call.ttft_ms,
         overhead_ms=call.overhead_ms,
@@ -213,6 +220,7 @@ def events_from(
     error_class: str | None,
     retries: int,
     upstream_request_id: str | None,
+    cache_costs: pricing.CacheCosts | None = None,
     make: Callable[..., PendingEvent] = make_event,
 ) -> list[PendingEvent]:
     """The call's three events, from `described()` and its outcome (gateway/recovery.py
@@ -233,6 +241,7 @@ def events_from(
         "reasoning_tokens": usage.reasoning_tokens,
         "usage_estimated": usage.estimated,
         "cost_usd": cost,
+        **_cache_money(cache_costs),
         "price_source": price_source,
         "latency_ms": latency_ms,
         "ttft_ms": ttft_ms,
@@ -283,3 +292,15 @@ def observe(call: Call) -> None:
             metrics.labelled(metrics.tokens, provider, model, kind).inc(count)
     if call.cost_usd:
         metrics.labelled(metrics.cost, provider, model).inc(float(call.cost_usd))
+
+
+def _cache_money(costs: pricing.CacheCosts | None) -> dict:
+    """The cache figures analytics sums (analytics.rollup), priced now with the call: a
+    rebuild from the events then gives the prices the call was charged. Absent (0) from
+    the calls that did not touch the cache: most calls, and no bytes spent on them."""
+    if costs is None:
+        return {}
+    return {
+        f"cache_{name}": orjson.Fragment(format(getattr(costs, name), "f"))
+        for name in ("write_5m_usd", "write_1h_usd", "saved_usd", "write_premium_usd")
+    }

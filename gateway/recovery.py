@@ -176,7 +176,7 @@ def recover_run(paths: list[Path]) -> RunFound:
 def stopped_call(started: dict, last: dict | None) -> tuple[list[PendingEvent], Decimal | None]:
     call = started["call"]
     usage = seen_usage(started, last)
-    cost, source = calls.price_of(started["price_provider"], call["model"], usage)
+    cost, source, cache = calls.priced(started["price_provider"], call["model"], usage)
     at = (last or started)["at"]
     events = calls.events_from(
         call,
@@ -190,6 +190,7 @@ def stopped_call(started: dict, last: dict | None) -> tuple[list[PendingEvent], 
         error_class=STOPPED,
         retries=0,
         upstream_request_id=None,
+        cache_costs=cache,
         make=fixed_ids(started["id"], at),
     )
     return events, cost

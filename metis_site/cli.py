@@ -271,9 +271,10 @@ def run_serve(args: argparse.Namespace) -> int:
     setup_django()
     with home_lock():
         ensure_first_admin()
-    from analytics import retention
+    from analytics import cache_alerts, retention
 
     retention.schedule()  # daily, when METIS_EVENT_RETENTION_DAYS is set
+    cache_alerts.schedule(webhook_urls)  # a key whose prompt-cache hit rate fell
     from reconcile import schedule as reconciliation
 
     reconciliation.schedule()  # daily, when an admin key is configured
@@ -291,6 +292,13 @@ def run_serve(args: argparse.Namespace) -> int:
     with gateway, contextlib.suppress(SystemExit):  # run_uvicorn's exit after a SIGTERM
         run_uvicorn(args.host, args.port)
     return 1 if gateway.died is not None else 0
+
+
+def webhook_urls() -> list[str]:
+    """The operator's webhooks (the admin's Budget webhooks), read at each alert."""
+    from gateway.models import BudgetWebhook
+
+    return list(BudgetWebhook.objects.filter(is_active=True).values_list("url", flat=True))
 
 
 def run_gateway(args: argparse.Namespace) -> int:

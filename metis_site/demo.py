@@ -145,13 +145,28 @@ def anthropic_call(client: httpx.Client, key: DemoKey, rng: random.Random) -> in
         "messages": [{"role": "user", "content": prompt(rng)}],
     }
     headers = {"x-api-key": key.token, "anthropic-version": "2023-06-01", **label(key, rng)}
-    if rng.random() < 0.4:
+    stream = rng.random() < 0.4
+    body |= cached_system(rng.random())
+    if stream:
         body["stream"] = True
         with client.stream("POST", "/v1/messages", json=body, headers=headers) as reply:
             for _ in reply.iter_bytes():
                 pass
             return reply.status_code
     return client.post("/v1/messages", json=body, headers=headers).status_code
+
+
+# Half the Anthropic calls share a long system prompt marked for the prompt cache (one in
+# five of those with the 1-hour TTL), so the Cost tab's prompt-cache figures have a story.
+HANDBOOK = "You answer for the Metis demo team. House style: " + "be brief and exact. " * 400
+
+
+def cached_system(draw: float) -> dict:
+    if draw >= 0.5:
+        return {}
+    ttl = {"ttl": "1h"} if draw < 0.1 else {}
+    control = {"type": "ephemeral", **ttl}
+    return {"system": [{"type": "text", "text": HANDBOOK, "cache_control": control}]}
 
 
 def openai_call(

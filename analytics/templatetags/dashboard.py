@@ -31,7 +31,7 @@ def usd(value: Decimal | float | None) -> str:
     amount = Decimal(str(value))
     if amount != 0 and abs(amount) < CENT:
         return "<$0.01" if amount > 0 else "-<$0.01"
-    return f"${amount:,.2f}"
+    return f"${amount:,.2f}" if amount >= 0 else f"-${-amount:,.2f}"
 
 
 @register.filter
@@ -136,6 +136,12 @@ def moment(value: datetime | str | None) -> str:
     if value is None:
         return "—"
     return timezone.localtime(value).strftime("%b %d %H:%M %Z")
+
+
+@register.filter
+def rate(value: Decimal | float | None) -> str:
+    """A ratio (0.4213) as a percentage to a tenth: 42.1 %."""
+    return "—" if value is None else f"{Decimal(str(value)) * 100:,.1f} %"
 
 
 @register.filter

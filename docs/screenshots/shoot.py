@@ -1,9 +1,11 @@
 """Screenshot the dashboard as a person sees it, in headless Chromium.
 
     uv run python docs/screenshots/shoot.py --home DIR OUT.png [--path /dashboard/] [--width 1280]
+        [--selector CSS]
 
 Starts `metis serve` on a free loopback port over METIS_HOME=DIR (local mode, e.g. after
-`metis demo`), loads the page and saves a full-page PNG.
+`metis demo`), loads the page and saves a full-page PNG (or, with --selector, the first
+element it matches).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def main() -> int:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--path", default="/dashboard/")
     parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--selector", help="shoot only this element (CSS)")
     args = parser.parse_args()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -48,8 +51,11 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
             page = browser.new_page(viewport={"width": args.width, "height": 900})
-            page.goto(url + args.path)
-            page.screenshot(path=str(args.out), full_page=True)
+            page.goto(url + args.path, wait_until="networkidle")  # parts the page fetches too
+            if args.selector:
+                page.locator(args.selector).first.screenshot(path=str(args.out))
+            else:
+                page.screenshot(path=str(args.out), full_page=True)
             browser.close()
     finally:
         server.terminate()

@@ -28,6 +28,8 @@ def call_event(
     error_class: str | None = None,
     input_tokens: int = 100,
     output_tokens: int = 20,
+    cache_read: int = 7,
+    cache_write: int = 5,
 ) -> PendingEvent:
     payload = {
         "request_id": f"req_{ULID()}",
@@ -43,8 +45,8 @@ def call_event(
         "stream": False,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 5,
-        "cache_read_input_tokens": 7,
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": cache_read,
         "reasoning_tokens": 0,
         "cost_usd": orjson.Fragment(cost) if cost is not None else None,
         "latency_ms": latency_ms,
