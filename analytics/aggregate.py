@@ -8,8 +8,9 @@ A window is cut at hour and UTC-day boundaries (`segments`): whole days are read
 totals are exact at the edges without scanning a month of calls. Whole hours and days
 come from the narrowest rollup that holds every column the read groups or filters by
 (`models.GRAINS`: totals and per-model reads from `ModelHour`/`ModelDay`, per-key,
-per-account and per-team reads from `KeyDay`), so a busy gateway's thousands of keys
-cost the reads that need them only. Latency percentiles are
+per-account and per-team reads from `KeyDay`, and whole UTC weeks from `KeyWeek`), so
+a busy gateway's thousands of keys cost the reads that need them only. Reads without a
+time dimension are summed by the database in one statement across the parts. Latency percentiles are
 exact (from `Call`) for windows of 24 hours or less; for longer windows they come from
 the rollups' log-bucket histogram and are approximate to the bucket (buckets are a
 factor √2 wide; the value is interpolated linearly within its bucket).
@@ -25,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -180,16 +181,29 @@ def ceil_day(moment: datetime) -> datetime:
     return floored if floored == moment else floored + DAY
 
 
-Source = Literal["call", "hour", "day"]
+def floor_week(moment: datetime) -> datetime:
+    """The UTC Monday 00:00 at or before `moment` (a UTC datetime)."""
+    day = floor_day(moment)
+    return day - timedelta(days=day.weekday())
+
+
+def ceil_week(moment: datetime) -> datetime:
+    floored = floor_week(moment)
+    return floored if floored == moment else floored + timedelta(days=7)
+
+
+Source = Literal["call", "hour", "day", "week"]
 
 
 Part = tuple[Source, datetime, datetime]
 
 
-def segments(start: datetime, end: datetime, *, days: bool = True) -> list[Part]:
-    """The window [start, end) cut into parts, each read from one table: whole UTC days
-    from `CallDay`, whole hours from `CallHour`, the partial hours at the edges from
-    `Call`."""
+def segments(
+    start: datetime, end: datetime, *, days: bool = True, weeks: bool = False
+) -> list[Part]:
+    """The window [start, end) cut into parts, each read from one table: whole UTC weeks
+    (Monday to Monday) from the week table when asked, whole UTC days from the day table,
+    whole hours from `CallHour`, the partial hours at the edges from `Call`."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_hour, last_hour = ceil_hour(start), floor_hour(end)
     if first_hour >= last_hour:
@@ -199,8 +213,13 @@ def segments(start: datetime, end: datetime, *, days: bool = True) -> list[Part]
     ]  # fmt: skip
     first_day, last_day = ceil_day(first_hour), floor_day(last_hour)
     if days and first_day < last_day:
-        parts += [("hour", first_hour, first_day), ("day", first_day, last_day),
-                  ("hour", last_day, last_hour)]  # fmt: skip
+        first_week, last_week = ceil_week(first_day), floor_week(last_day)
+        if weeks and first_week < last_week:
+            whole = [("day", first_day, first_week), ("week", first_week, last_week),
+                     ("day", last_week, last_day)]  # fmt: skip
+        else:
+            whole = [("day", first_day, last_day)]
+        parts += [("hour", first_hour, first_day), *whole, ("hour", last_day, last_hour)]
     else:
         parts.append(("hour", first_hour, last_hour))
     return [(source, a, b) for source, a, b in parts if a < b]
@@ -246,8 +265,9 @@ def aggregate(
     # Days are UTC days: group by day from CallDay only when days are UTC days here.
     utc = timezone.get_current_timezone_name() in ("UTC", "Etc/UTC")
     use_days = "hour" not in dims and ("day" not in dims or utc)
-    parts = segments(scope.start, scope.end, days=use_days)
     grain = grain_for(dims, base)
+    weeks = grain.week is not None and not time_dims
+    parts = segments(scope.start, scope.end, days=use_days, weeks=weeks)
     lat = latency and not exact
     if time_dims:
         groups = _by_part(base, dims, parts, grain, lat)
@@ -277,8 +297,8 @@ def _part(source: Source, a: datetime, b: datetime, base: Q, grain: Grain) -> tu
     """The rows of one part of a window, and the column its time is in."""
     if source == "call":
         return Call.objects.filter(base, timestamp__gte=a, timestamp__lt=b), "timestamp"
-    model, column = (grain.hour, "hour") if source == "hour" else (grain.day, "day")
-    return model.objects.filter(base, **{f"{column}__gte": a, f"{column}__lt": b}), column
+    model = {"hour": grain.hour, "day": grain.day, "week": grain.week}[source]
+    return model.objects.filter(base, **{f"{source}__gte": a, f"{source}__lt": b}), source
 
 
 def _by_part(
@@ -338,7 +358,10 @@ def _in_sql(
     if g_names:
         sql += f" GROUP BY {', '.join(q(n) for n in g_names)}"
     width, count = len(g_names), len(SUMS)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Thousands of groups: hashed in memory, where 4 MB (the default) sorts on disk.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     cost_at = SUMS.index("cost_usd")

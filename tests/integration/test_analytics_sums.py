@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db.models import Q
 
-from analytics import aggregate, budgets, queries
+from analytics import aggregate, budgets, queries, rollup
 from analytics.aggregate import latency_bucket
-from analytics.models import Call
+from analytics.models import KEY_GROUP, Call, Event, KeyDay, KeyWeek
 from analytics.scope import Scope, Viewer
 from identity.models import Quota
 from tests.factories import make_key, make_team, make_user
@@ -23,9 +24,22 @@ from tests.integration.test_analytics_api import random_events
 
 EVERYONE = Viewer(kind="all")
 START, END = datetime(2026, 1, 1, 7, 45, tzinfo=UTC), datetime(2026, 1, 3, 16, 20, tzinfo=UTC)
+# From a Thursday to the Tuesday of the third week after: two whole weeks, days each side.
+LONG_END = datetime(2026, 1, 20, 16, 20, tzinfo=UTC)
 # Call columns per group_by name ("label" is the call's `user` column).
 COLUMNS = {"gateway_key_id": "gateway_key_id", "label": "user", "team": "team",
            "inbound_shape": "inbound_shape", "model": "model"}  # fmt: skip
+
+
+def spread(events: list, *, days: int) -> list:
+    """The seed's events (over three days from 2026-01-01) spread over `days` days."""
+    if days == 3:
+        return events
+    out = []
+    for i, event in enumerate(events):
+        shift = (i * 7919 % days) // 3 * 3 * 86_400_000_000  # whole 3-day steps
+        out.append(dataclasses.replace(event, timestamp_us=event.timestamp_us + shift))
+    return out
 
 
 def from_calls(dims: tuple[str, ...], scope: Scope, where: Q) -> dict[tuple, dict]:
@@ -62,26 +76,26 @@ def from_calls(dims: tuple[str, ...], scope: Scope, where: Q) -> dict[tuple, dic
     [({}, Q()), ({"team": "t1"}, Q()), ({"label": "u2"}, Q()),
      ({}, Q(gateway_key_id__in=["gk_1", "gk_3"]))],
 )  # fmt: skip
-def test_one_statement_gives_the_call_rows_own_sums(transactional_db, dims, filters, where):
+@pytest.mark.parametrize("weeks", [False, True], ids=["days", "weeks"])
+def test_one_statement_gives_the_call_rows_own_sums(transactional_db, dims, filters, where, weeks):
+    end = LONG_END if weeks else END
     # Calls in both partial hours at the edges, and just outside the window.
     edges = [call_event(at, key=key, user=user, team="t1", cost=cost, latency_ms=ms)
              for at, key, user, cost, ms in (
                  (START - timedelta(minutes=1), "gk_1", "u1", "0.5", 3.0),
                  (START, "gk_1", "u2", "0.25", 40.0),
                  (START + timedelta(minutes=10), "gk_3", "u2", None, 700.0),
-                 (END - timedelta(minutes=5), "gk_3", "u1", "0.125", 9.0),
-                 (END, "gk_1", "u2", "1", 1.0))]  # fmt: skip
-    events = random_events(300) + edges
+                 (end - timedelta(minutes=5), "gk_3", "u1", "0.125", 9.0),
+                 (end, "gk_1", "u2", "1", 1.0))]  # fmt: skip
+    events = spread(random_events(300), days=20 if weeks else 3) + edges
     write(events[:200])
     write(events[100:])  # replayed: counted once
-    scope = Scope(start=START, end=END, **filters)
-    assert [s for s, _, _ in aggregate.segments(START, END)] == [
-        "call",
-        "call",
-        "hour",
-        "day",
-        "hour",
-    ]
+    scope = Scope(start=START, end=end, **filters)
+    parts = [s for s, _, _ in aggregate.segments(START, end, weeks=weeks)]
+    if weeks:
+        assert parts == ["call", "call", "hour", "day", "week", "day", "hour"]
+    else:
+        assert parts == ["call", "call", "hour", "day", "hour"]
 
     groups, exact = aggregate.aggregate(EVERYONE, scope, dims, latency=True, where=where)
 
@@ -139,3 +153,34 @@ def test_the_identity_tables_from_one_read_are_the_tables_read_alone(transaction
     assert [row["quota"] is not None for row in budgets.by_key(EVERYONE, scope)] == [
         row["gateway_key_id"] == keys[2] for row in budgets.by_key(EVERYONE, scope)
     ]
+
+
+def week_table() -> list[tuple]:
+    return sorted(
+        KeyWeek.objects.values_list("week", *KEY_GROUP, "calls", "cost_usd", "errors",
+                                    "unpriced_calls", "lat_12", "last_call_at")
+    )  # fmt: skip
+
+
+def test_weeks_are_the_sums_of_their_days_rebuilt_or_refilled(transactional_db):
+    write(spread(random_events(300), days=20))
+    weeks = week_table()
+    by_week: dict[tuple, list] = defaultdict(lambda: [0, 0])
+    for day, *group, calls, cost in KeyDay.objects.values_list("day", *KEY_GROUP, "calls",
+                                                                "cost_usd"):  # fmt: skip
+        monday = day - timedelta(days=day.weekday())
+        assert monday.weekday() == 0 and (monday.hour, monday.minute) == (0, 0)
+        by_week[(monday, *group)][0] += calls
+        by_week[(monday, *group)][1] += cost
+    assert {w[:6]: [w[6], w[7]] for w in weeks} == dict(by_week)
+    assert len({w[0] for w in weeks}) == 4  # 2026-01-01 is a Thursday: four weeks touched
+
+    call_command("rebuild_rollups")
+    assert week_table() == weeks
+    rollup.refill_narrow_grains()
+    assert week_table() == weeks
+    # Events pruned before a mid-week day: the rebuild keeps the week's earlier days.
+    Event.objects.filter(timestamp_us__lt=int(datetime(2026, 1, 8, tzinfo=UTC).timestamp() * 1e6)
+                         ).delete()  # fmt: skip
+    call_command("rebuild_rollups")
+    assert week_table() == weeks
