@@ -131,6 +131,24 @@ CALL_SUMS = {
 }
 
 
+_ONE, _ZERO = Value(1, output_field=IntegerField()), Value(0, output_field=IntegerField())
+
+
+def _flag(condition: Q) -> Case:
+    return Case(When(condition, then=_ONE), default=_ZERO, output_field=IntegerField())
+
+
+# One call as a row of the rollups' sums (`CALL_SUMS` per call).
+CALL_ROW = {
+    "s_calls": _ONE,
+    "s_errors": _flag(ERROR_Q),
+    "s_cancelled": _flag(Q(error_class=CANCELLED)),
+    **{f"s_{n}": F(n) for n in SUMS[3:9]},
+    "s_unpriced_calls": _flag(Q(cost_usd__isnull=True)),
+    "s_last_call_at": F("timestamp"),
+}
+
+
 def _whole(column: str) -> Cast:
     # PostgreSQL sums a bigint as numeric, which arrives as a Decimal: thousands of groups
     # of fifty sums each were mostly Decimal arithmetic. The sums fit a bigint.
@@ -327,9 +345,10 @@ def _by_part(
 def _in_sql(
     base: Q, dims: tuple[str, ...], parts: list[Part], grain: Grain, lat: bool
 ) -> defaultdict[tuple, Agg]:
-    """Every part summed and merged by the database in one statement: thousands of
-    per-key groups cross from the database once, as plain tuples (through the ORM, their
-    fifty sums each cost more than the sums themselves)."""
+    """Every part's rows summed by the database in one statement (no part grouped on
+    its own: one pass over every row read): thousands of per-key groups cross from the
+    database once, as plain tuples (through the ORM, their fifty sums each cost more
+    than the sums themselves)."""
     groups: defaultdict[tuple, Agg] = defaultdict(Agg)
     if not parts:
         return groups
@@ -340,16 +359,18 @@ def _in_sql(
     selects, params = [], []
     for source, a, b in parts:
         qs, column = _part(source, a, b, base, grain)
-        dim_exprs = {f"g_{d}": _dimension(d, column) for d in dims} or {"g_": Value(0)}
+        values = {f"g_{d}": _dimension(d, column) for d in dims}
         if source == "call":  # no histogram column: the caller buckets their latencies
-            sums, lat_cols = CALL_SUMS, [f"0 AS {q(n)}" for n in l_names]
+            values.update(CALL_ROW)
+            values.update((name, _ZERO) for name in l_names)
         else:
-            sums, lat_cols = {**HOUR_SUMS, **(LAT_SUMS if lat else {})}, [q(n) for n in l_names]
-        inner = qs.annotate(**dim_exprs).values(*dim_exprs).annotate(**sums).order_by()
-        sql, inner_params = inner.query.sql_with_params()
-        cols = [q(n) for n in (*g_names, *s_names, "s_last_call_at")] + lat_cols
+            values.update((f"s_{n}", F(n)) for n in SUMS)
+            values["s_last_call_at"] = F("last_call_at")
+            values.update((name, F(name[2:])) for name in l_names)
+        sql, part_params = qs.values(**values).order_by().query.sql_with_params()
+        cols = [q(n) for n in (*g_names, *s_names, "s_last_call_at", *l_names)]
         selects.append(f"SELECT {', '.join(cols)} FROM ({sql}) {q('p')}")
-        params.extend(inner_params)
+        params.extend(part_params)
     whole = [f"CAST(SUM({q(n)}) AS BIGINT)" for n in s_names]
     whole[SUMS.index("cost_usd")] = f"SUM({q('s_cost_usd')})"  # units; may pass a bigint
     outer = [q(n) for n in g_names] + whole + [f"MAX({q('s_last_call_at')})"]
