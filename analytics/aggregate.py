@@ -380,8 +380,8 @@ def _in_sql(
         sql += f" GROUP BY {', '.join(q(n) for n in g_names)}"
     width, count = len(g_names), len(SUMS)
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Thousands of groups: hashed in memory, where 4 MB (the default) sorts on disk.
+        if connection.vendor == "postgresql" and dims:
+            # Thousands of groups: hashed in memory, where 4 MB (the default) may spill.
             cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql, params)
         rows = cursor.fetchall()
