@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
@@ -367,7 +368,10 @@ def _in_sql(
             values.update((f"s_{n}", F(n)) for n in SUMS)
             values["s_last_call_at"] = F("last_call_at")
             values.update((name, F(name[2:])) for name in l_names)
-        sql, part_params = qs.values(**values).order_by().query.sql_with_params()
+        try:
+            sql, part_params = qs.values(**values).order_by().query.sql_with_params()
+        except EmptyResultSet:  # a viewer who may see nothing: no part has a row
+            return groups
         cols = [q(n) for n in (*g_names, *s_names, "s_last_call_at", *l_names)]
         selects.append(f"SELECT {', '.join(cols)} FROM ({sql}) {q('p')}")
         params.extend(part_params)

@@ -163,7 +163,7 @@ def refill_weeks(cursor: Any, grain: Any, since: datetime | None = None) -> None
     cursor.execute(
         f"INSERT INTO {week} ({q('week')}, {group}, {counters}, {q('last_call_at')}) "
         f"SELECT {week_sql(q('day'))}, {group}, {sums}, MAX({q('last_call_at')}) "
-        f"FROM {day}{where_day} GROUP BY {week_sql(q('day'))}, {group}",
+        f"FROM {day}{where_day} GROUP BY {week_sql(q('day'))}, {group} ORDER BY 1",
         params,
     )
 
@@ -267,7 +267,9 @@ def refill_narrow_grains() -> None:
                     f"INSERT INTO {q(narrow._meta.db_table)} ({group}, "
                     f"{', '.join(q(c) for c in counters)}, {q('last_call_at')}) "
                     f"SELECT {group}, {sums}, MAX({q('last_call_at')}) "
-                    f"FROM {q(source._meta.db_table)} GROUP BY {group}"
+                    # In time order, as the writer appends them: a window's rows then
+                    # sit on a window's pages, not one to a page across the table.
+                    f"FROM {q(source._meta.db_table)} GROUP BY {group} ORDER BY {q(column)}"
                 )
             if grain.week is not None:
                 refill_weeks(cursor, grain)

@@ -116,6 +116,11 @@ def test_an_empty_window_has_no_groups(transactional_db):
     scope = Scope(start=datetime(2027, 1, 1, tzinfo=UTC), end=datetime(2027, 2, 1, tzinfo=UTC))
     assert aggregate.aggregate(EVERYONE, scope, ())[0] == {}
     assert aggregate.aggregate(EVERYONE, scope, ("gateway_key_id",))[0] == {}
+    # A signed-in user with no keys and no teams may see nothing, in any window.
+    nobody, everything = Viewer(kind="user", user="nobody"), Scope(start=START, end=END)
+    assert aggregate.aggregate(EVERYONE, everything, ())[0]
+    assert aggregate.aggregate(nobody, everything, ())[0] == {}
+    assert aggregate.aggregate(nobody, everything, ("gateway_key_id",), latency=True)[0] == {}
 
 
 def test_the_identity_tables_from_one_read_are_the_tables_read_alone(transactional_db):
