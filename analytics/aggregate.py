@@ -8,8 +8,9 @@ A window is cut at hour and UTC-day boundaries (`segments`): whole days are read
 totals are exact at the edges without scanning a month of calls. Whole hours and days
 come from the narrowest rollup that holds every column the read groups or filters by
 (`models.GRAINS`: totals and per-model reads from `ModelHour`/`ModelDay`, per-key,
-per-account and per-team reads from `KeyDay`), so a busy gateway's thousands of keys
-cost the reads that need them only. Latency percentiles are
+per-account and per-team reads from `KeyDay`, and whole UTC weeks from `KeyWeek`), so
+a busy gateway's thousands of keys cost the reads that need them only. Reads without a
+time dimension are summed by the database in one statement across the parts. Latency percentiles are
 exact (from `Call`) for windows of 24 hours or less; for longer windows they come from
 the rollups' log-bucket histogram and are approximate to the bucket (buckets are a
 factor √2 wide; the value is interpolated linearly within its bucket).
@@ -25,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -41,7 +44,7 @@ from django.db.models.functions import Cast, TruncDay, TruncHour
 from django.utils import timezone
 
 from analytics.cache import cache_figures
-from analytics.models import CACHE_MONEY, GRAINS, LATENCY_BUCKETS, Call, Grain
+from analytics.models import CACHE_MONEY, GRAINS, LATENCY_BUCKETS, Call, Grain, MoneyField
 from analytics.scope import Scope, Viewer
 
 EXACT_PERCENTILES_UP_TO = timedelta(hours=24)
@@ -89,10 +92,14 @@ class Agg:
             self.last_call_at = last
 
     def merge(self, other: Agg) -> None:
-        self.add({f"s_{n}": v for n, v in other.sums.items()})
-        if other.last_call_at is not None:
-            self.add({"s_last_call_at": other.last_call_at})
-        self.histogram = [a + b for a, b in zip(self.histogram, other.histogram, strict=True)]
+        sums = self.sums
+        for name, value in other.sums.items():
+            sums[name] += value or 0
+        last = other.last_call_at
+        if last is not None and (self.last_call_at is None or last > self.last_call_at):
+            self.last_call_at = last
+        if any(other.histogram):
+            self.histogram = [a + b for a, b in zip(self.histogram, other.histogram, strict=True)]
         self.latencies.extend(other.latencies)
 
     def totals(self, *, exact: bool) -> dict[str, Any]:
@@ -127,6 +134,25 @@ CALL_SUMS = {
     "s_unpriced_calls": _count(Q(cost_usd__isnull=True)),
     **{f"s_{n}": Sum(n) for n in SUMS[10:]},
     "s_last_call_at": Max("timestamp"),
+}
+
+
+_ONE, _ZERO = Value(1, output_field=IntegerField()), Value(0, output_field=IntegerField())
+
+
+def _flag(condition: Q) -> Case:
+    return Case(When(condition, then=_ONE), default=_ZERO, output_field=IntegerField())
+
+
+# One call as a row of the rollups' sums (`CALL_SUMS` per call).
+CALL_ROW = {
+    "s_calls": _ONE,
+    "s_errors": _flag(ERROR_Q),
+    "s_cancelled": _flag(Q(error_class=CANCELLED)),
+    **{f"s_{n}": F(n) for n in SUMS[3:9]},
+    "s_unpriced_calls": _flag(Q(cost_usd__isnull=True)),
+    **{f"s_{n}": F(n) for n in SUMS[10:]},
+    "s_last_call_at": F("timestamp"),
 }
 
 
@@ -180,16 +206,29 @@ def ceil_day(moment: datetime) -> datetime:
     return floored if floored == moment else floored + DAY
 
 
-Source = Literal["call", "hour", "day"]
+def floor_week(moment: datetime) -> datetime:
+    """The UTC Monday 00:00 at or before `moment` (a UTC datetime)."""
+    day = floor_day(moment)
+    return day - timedelta(days=day.weekday())
+
+
+def ceil_week(moment: datetime) -> datetime:
+    floored = floor_week(moment)
+    return floored if floored == moment else floored + timedelta(days=7)
+
+
+Source = Literal["call", "hour", "day", "week"]
 
 
 Part = tuple[Source, datetime, datetime]
 
 
-def segments(start: datetime, end: datetime, *, days: bool = True) -> list[Part]:
-    """The window [start, end) cut into parts, each read from one table: whole UTC days
-    from `CallDay`, whole hours from `CallHour`, the partial hours at the edges from
-    `Call`."""
+def segments(
+    start: datetime, end: datetime, *, days: bool = True, weeks: bool = False
+) -> list[Part]:
+    """The window [start, end) cut into parts, each read from one table: whole UTC weeks
+    (Monday to Monday) from the week table when asked, whole UTC days from the day table,
+    whole hours from `CallHour`, the partial hours at the edges from `Call`."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_hour, last_hour = ceil_hour(start), floor_hour(end)
     if first_hour >= last_hour:
@@ -199,8 +238,13 @@ def segments(start: datetime, end: datetime, *, days: bool = True) -> list[Part]
     ]  # fmt: skip
     first_day, last_day = ceil_day(first_hour), floor_day(last_hour)
     if days and first_day < last_day:
-        parts += [("hour", first_hour, first_day), ("day", first_day, last_day),
-                  ("hour", last_day, last_hour)]  # fmt: skip
+        first_week, last_week = ceil_week(first_day), floor_week(last_day)
+        if weeks and first_week < last_week:
+            whole = [("day", first_day, first_week), ("week", first_week, last_week),
+                     ("day", last_week, last_day)]  # fmt: skip
+        else:
+            whole = [("day", first_day, last_day)]
+        parts += [("hour", first_hour, first_day), *whole, ("hour", last_day, last_hour)]
     else:
         parts.append(("hour", first_hour, last_hour))
     return [(source, a, b) for source, a, b in parts if a < b]
@@ -246,31 +290,16 @@ def aggregate(
     # Days are UTC days: group by day from CallDay only when days are UTC days here.
     utc = timezone.get_current_timezone_name() in ("UTC", "Etc/UTC")
     use_days = "hour" not in dims and ("day" not in dims or utc)
-    parts = segments(scope.start, scope.end, days=use_days)
     grain = grain_for(dims, base)
-    groups: dict[tuple, Agg] = defaultdict(Agg)
-    dim_calls = {f"g_{d}": _dimension(d, "timestamp") for d in dims}
-    for source, a, b in parts:
-        if source == "call":
-            qs = Call.objects.filter(base, timestamp__gte=a, timestamp__lt=b)
-            rows = _rows(qs, dim_calls, CALL_SUMS)
-            lat: dict[str, Any] = {}
-        else:
-            model, column = (grain.hour, "hour") if source == "hour" else (grain.day, "day")
-            qs = model.objects.filter(base, **{f"{column}__gte": a, f"{column}__lt": b})
-            lat = LAT_SUMS if latency and not exact else {}
-            dim_exprs = {f"g_{d}": _dimension(d, column) for d in dims}
-            rows = _rows(qs, dim_exprs, {**HOUR_SUMS, **lat})
-        for row in rows:
-            if not row.get("s_calls"):
-                continue
-            agg = groups[_key(row, dims)]
-            agg.add(row)
-            if lat:
-                histogram = agg.histogram
-                for i, key in enumerate(LAT_KEYS):
-                    histogram[i] += row[key] or 0
+    weeks = grain.week is not None and not time_dims
+    parts = segments(scope.start, scope.end, days=use_days, weeks=weeks)
+    lat = latency and not exact
+    if time_dims:
+        groups = _by_part(base, dims, parts, grain, lat)
+    else:
+        groups = _in_sql(base, dims, parts, grain, lat)
     if latency:
+        dim_calls = {f"g_{d}": _dimension(d, "timestamp") for d in dims}
         edges = [(a, b) for source, a, b in parts if source == "call"]
         ranges = [(scope.start, scope.end)] if exact else edges
         for a, b in ranges:
@@ -287,6 +316,107 @@ def aggregate(
                 else:
                     agg.histogram[latency_bucket(ms)] += 1
     return dict(groups), exact
+
+
+def _part(source: Source, a: datetime, b: datetime, base: Q, grain: Grain) -> tuple[Any, str]:
+    """The rows of one part of a window, and the column its time is in."""
+    if source == "call":
+        return Call.objects.filter(base, timestamp__gte=a, timestamp__lt=b), "timestamp"
+    model = {"hour": grain.hour, "day": grain.day, "week": grain.week}[source]
+    return model.objects.filter(base, **{f"{source}__gte": a, f"{source}__lt": b}), source
+
+
+def _by_part(
+    base: Q, dims: tuple[str, ...], parts: list[Part], grain: Grain, lat: bool
+) -> defaultdict[tuple, Agg]:
+    """Per day or hour: one query per part, merged here (each part's time column is
+    truncated in the time zone by the ORM, which one SQL statement could not mix)."""
+    groups: defaultdict[tuple, Agg] = defaultdict(Agg)
+    for source, a, b in parts:
+        qs, column = _part(source, a, b, base, grain)
+        dim_exprs = {f"g_{d}": _dimension(d, column) for d in dims}
+        part_lat = LAT_SUMS if lat and source != "call" else {}
+        rows = _rows(qs, dim_exprs, CALL_SUMS if source == "call" else {**HOUR_SUMS, **part_lat})
+        for row in rows:
+            if not row.get("s_calls"):
+                continue
+            agg = groups[_key(row, dims)]
+            agg.add(row)
+            if part_lat:
+                histogram = agg.histogram
+                for i, key in enumerate(LAT_KEYS):
+                    histogram[i] += row[key] or 0
+    return groups
+
+
+def _in_sql(
+    base: Q, dims: tuple[str, ...], parts: list[Part], grain: Grain, lat: bool
+) -> defaultdict[tuple, Agg]:
+    """Every part's rows summed by the database in one statement (no part grouped on
+    its own: one pass over every row read): thousands of per-key groups cross from the
+    database once, as plain tuples (through the ORM, their fifty sums each cost more
+    than the sums themselves)."""
+    groups: defaultdict[tuple, Agg] = defaultdict(Agg)
+    if not parts:
+        return groups
+    q = connection.ops.quote_name
+    g_names = [f"g_{d}" for d in dims]
+    s_names = [f"s_{n}" for n in SUMS]
+    l_names = list(LAT_KEYS) if lat else []
+    selects, params = [], []
+    for source, a, b in parts:
+        qs, column = _part(source, a, b, base, grain)
+        values = {f"g_{d}": _dimension(d, column) for d in dims}
+        if source == "call":  # no histogram column: the caller buckets their latencies
+            values.update(CALL_ROW)
+            values.update((name, _ZERO) for name in l_names)
+        else:
+            values.update((f"s_{n}", F(n)) for n in SUMS)
+            values["s_last_call_at"] = F("last_call_at")
+            values.update((name, F(name[2:])) for name in l_names)
+        try:
+            sql, part_params = qs.values(**values).order_by().query.sql_with_params()
+        except EmptyResultSet:  # a viewer who may see nothing: no part has a row
+            return groups
+        cols = [q(n) for n in (*g_names, *s_names, "s_last_call_at", *l_names)]
+        selects.append(f"SELECT {', '.join(cols)} FROM ({sql}) {q('p')}")
+        params.extend(part_params)
+    # Money is summed in units, which may pass a bigint; the rest fits one.
+    whole = [f"SUM({q(f's_{n}')})" if n in MONEY else f"CAST(SUM({q(f's_{n}')}) AS BIGINT)"
+             for n in SUMS]  # fmt: skip
+    outer = [q(n) for n in g_names] + whole + [f"MAX({q('s_last_call_at')})"]
+    outer += [f"CAST(SUM({q(n)}) AS BIGINT)" for n in l_names]
+    sql = f"SELECT {', '.join(outer)} FROM ({' UNION ALL '.join(selects)}) {q('u')}"
+    if g_names:
+        sql += f" GROUP BY {', '.join(q(n) for n in g_names)}"
+    width, count = len(g_names), len(SUMS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and dims:
+            # Thousands of groups: hashed in memory, where 4 MB (the default) may spill.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    for row in rows:
+        sums = row[width : width + count]
+        if not sums[0]:  # no part had a call (an aggregate without groups gives one row)
+            continue
+        agg = groups[_key(dict(zip(g_names, row[:width], strict=True)), dims)]
+        agg.sums = dict(zip(SUMS, sums, strict=True))
+        for name in MONEY:
+            agg.sums[name] = Decimal(agg.sums[name] or 0).scaleb(-MoneyField.SCALE)
+        agg.last_call_at = _moment(row[width + count])
+        if l_names:
+            agg.histogram = list(row[width + count + 1 :])
+    return groups
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A timestamp from a raw cursor: SQLite's text is UTC without an offset."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 # -- latency percentiles --------------------------------------------------------------

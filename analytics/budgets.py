@@ -123,9 +123,18 @@ def status(quota: Quota, now: datetime) -> QuotaStatus:
     return statuses([quota], now)[quota.pk]
 
 
-def statuses(quotas: Iterable[Quota], now: datetime) -> dict[int, QuotaStatus]:
-    """{quota id: its status}, their spends read together (`usages`)."""
+# Statuses a page has already read, by quota id: its tables share quotas (a team's
+# members' are the per-user table's), and each read is a query over the period.
+Memo = dict[int, QuotaStatus] | None
+
+
+def statuses(quotas: Iterable[Quota], now: datetime, memo: Memo = None) -> dict[int, QuotaStatus]:
+    """{quota id: its status}, their spends read together (`usages`); with `memo`, only
+    those not in it are read (and added to it)."""
     quotas = list(quotas)
+    if memo is not None:
+        memo.update(statuses([q for q in quotas if q.pk not in memo], now))
+        return {quota.pk: memo[quota.pk] for quota in quotas}
     periods = {quota.pk: period_bounds(quota.period, now) for quota in quotas}
     used = usages((*scope_of(quota), periods[quota.pk][0]) for quota in quotas)
     found = {}
@@ -255,34 +264,40 @@ def strip(viewer: Viewer, scope: Scope, now: datetime) -> list[dict]:
     return cards
 
 
-def by_team(viewer: Viewer, scope: Scope) -> list[dict]:
+def by_team(
+    viewer: Viewer, scope: Scope, groups: queries.Groups | None = None, *, memo: Memo = None
+) -> list[dict]:
     """queries.by_team, each team with its quota status (the dashboard's Quota column).
     A team's status tells its whole spend, so only those who may see the whole team
     (staff, local mode, its budget owners) get it."""
-    rows = queries.by_team(viewer, scope)
+    rows = queries.by_team(viewer, scope, groups)
     names = [row["team"] for row in rows if row["team"] and sees_whole_team(viewer, row["team"])]
     quotas = list(Quota.objects.filter(team__name__in=names).select_related("team"))
     now = timezone.now()
-    known = statuses(quotas, now)
+    known = statuses(quotas, now, memo)
     by_team_name = _grouped(quotas, lambda q: q.team.name)
     for row in rows:
         row["quota"] = summary(by_team_name.get(row["team"], []), now, known)
     members = [m for row in rows for m in row["by_user"]]
-    for member, quota in zip(members, user_quotas(viewer, members, now), strict=True):
+    for member, quota in zip(members, user_quotas(viewer, members, now, memo), strict=True):
         member["quota"] = quota
     return rows
 
 
-def by_user(viewer: Viewer, scope: Scope) -> list[dict]:
+def by_user(
+    viewer: Viewer, scope: Scope, groups: queries.Groups | None = None, *, memo: Memo = None
+) -> list[dict]:
     """queries.by_user, each user with their quota status: for themselves, their budget
     owners, and staff."""
-    rows = queries.by_user(viewer, scope)
-    for row, quota in zip(rows, user_quotas(viewer, rows, timezone.now()), strict=True):
+    rows = queries.by_user(viewer, scope, groups)
+    for row, quota in zip(rows, user_quotas(viewer, rows, timezone.now(), memo), strict=True):
         row["quota"] = quota
     return rows
 
 
-def user_quotas(viewer: Viewer, rows: list[dict], now: datetime) -> list[dict | None]:
+def user_quotas(
+    viewer: Viewer, rows: list[dict], now: datetime, memo: Memo = None
+) -> list[dict | None]:
     """The quota summary of each row's user, for themselves, their budget owners and
     staff (None where there is none or the viewer may not see it)."""
     names = {row["user"] for row in rows if row["user"]}
@@ -291,20 +306,22 @@ def user_quotas(viewer: Viewer, rows: list[dict], now: datetime) -> list[dict | 
         teams = TeamMembership.objects.filter(team__name__in=viewer.team_names)
         visible = {viewer.user, *teams.values_list("user__username", flat=True)}
         quotas = [q for q in quotas if q.user.username in visible]
-    known = statuses(quotas, now)
+    known = statuses(quotas, now, memo)
     by_name = _grouped(quotas, lambda q: q.user.username)
     summaries = {name: summary(by_name.get(name, []), now, known) for name in names}
     return [summaries.get(row["user"]) for row in rows]
 
 
-def by_key(viewer: Viewer, scope: Scope) -> list[dict]:
+def by_key(
+    viewer: Viewer, scope: Scope, groups: queries.Groups | None = None, *, memo: Memo = None
+) -> list[dict]:
     """queries.by_key, each key with its own quota's status (the key's rows are in the
     viewer's scope, so its budget is too)."""
-    rows = queries.by_key(viewer, scope)
+    rows = queries.by_key(viewer, scope, groups)
     ids = [row["gateway_key_id"] for row in rows if row["gateway_key_id"]]
     quotas = list(Quota.objects.filter(key_id__in=ids))
     now = timezone.now()
-    known = statuses(quotas, now)
+    known = statuses(quotas, now, memo)
     by_key_id = _grouped(quotas, lambda q: q.key_id)
     for row in rows:
         row["quota"] = summary(by_key_id.get(row["gateway_key_id"], []), now, known)

@@ -241,6 +241,31 @@ class KeyDay(Sums):
         return f"{self.day:%Y-%m-%d} {self.gateway_key_id}: {self.calls} calls"
 
 
+class KeyWeek(Sums):
+    """`KeyDay` per week (UTC, from Monday): a month's per-key read is four weeks' rows
+    and a few days', where it was thirty days'. Every key calls most weeks, with nearly
+    the same labels, so a week holds little more than a day."""
+
+    week = models.DateTimeField()
+    gateway_key_id = _text(32)
+    user = _text(200)
+    team = _text(100)
+    workspace = _text(1024)
+    inbound_shape = _text(20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["week", *KEY_GROUP], name="keyweek_group_unique")
+        ]
+        indexes = [
+            models.Index(fields=["gateway_key_id", "week"], name="keyweek_key_week"),
+            models.Index(fields=["team", "week"], name="keyweek_team_week"),
+        ]
+
+    def __str__(self) -> str:
+        return f"week of {self.week:%Y-%m-%d} {self.gateway_key_id}: {self.calls} calls"
+
+
 class ModelHour(Sums):
     """`CallHour` per team, provider, model and inbound shape only: totals and the
     per-model, per-provider, per-team and over-time views read from here (a few dozen
@@ -281,11 +306,13 @@ class ModelDay(Sums):
 
 @dataclass(frozen=True)
 class Grain:
-    """A rollup's group and its tables per hour and per UTC day."""
+    """A rollup's group and its tables per hour, per UTC day and, for the grain whose
+    days hold thousands of rows, per UTC week (Monday to Monday)."""
 
     group: tuple[str, ...]
     hour: type[Sums]
     day: type[Sums]
+    week: type[Sums] | None = None
 
 
 # Narrowest first: a read takes the first grain holding every column it groups or
@@ -293,6 +320,6 @@ class Grain:
 # has a (key, model) of its own, so it would be as large as `CallHour`.
 GRAINS = (
     Grain(MODEL_GROUP, ModelHour, ModelDay),
-    Grain(KEY_GROUP, CallHour, KeyDay),
+    Grain(KEY_GROUP, CallHour, KeyDay, KeyWeek),
     Grain(ROLLUP_GROUP, CallHour, CallDay),
 )

@@ -128,11 +128,32 @@ def _add(row: dict, agg: Agg) -> None:
     row["unpriced_calls"] += agg.sums["unpriced_calls"]
 
 
-def by_key(viewer: Viewer, scope: Scope) -> list[dict]:
+# by_key's groups; by_user and by_team can be summed from them (`rolled_up`), so a page
+# showing all three reads the window once.
+KEY_DIMS = ("gateway_key_id", "inbound_shape", "team", "label")
+Groups = dict[tuple, Agg]
+
+
+def key_groups(viewer: Viewer, scope: Scope) -> Groups:
+    """Sums per (key, inbound shape, team, label) over the scope."""
+    return aggregate(viewer, scope, KEY_DIMS)[0]
+
+
+def rolled_up(groups: Groups, *dims: str) -> Groups:
+    """`key_groups` summed into fewer of its dimensions, in the order given."""
+    at = [KEY_DIMS.index(d) for d in dims]
+    out: Groups = {}
+    for key, agg in groups.items():
+        out.setdefault(tuple(key[i] for i in at), Agg()).merge(agg)
+    return out
+
+
+def by_key(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[dict]:
     """One row per gateway key: name, owner, team, cost, calls, unpriced calls, last call,
     inbound shapes, and the x-metis-user labels its calls carried (other than its owner's
-    name), each with its calls: a label describes what called inside the key's scope."""
-    groups, _ = aggregate(viewer, scope, ("gateway_key_id", "inbound_shape", "team", "label"))
+    name), each with its calls: a label describes what called inside the key's scope.
+    `groups`: the scope's `key_groups`, when already read."""
+    groups = key_groups(viewer, scope) if groups is None else groups
     keys: dict[str | None, dict] = {}
     for (key_id, shape, team, label), agg in groups.items():
         row = keys.setdefault(
@@ -163,10 +184,13 @@ def by_key(viewer: Viewer, scope: Scope) -> list[dict]:
     return rows
 
 
-def by_user(viewer: Viewer, scope: Scope) -> list[dict]:
+def by_user(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[dict]:
     """One row per account (None = keys with no owner): the calls of the keys they own,
     whatever label those calls carried, as their quota counts them."""
-    groups, _ = aggregate(viewer, scope, ("gateway_key_id",))
+    if groups is None:
+        groups, _ = aggregate(viewer, scope, ("gateway_key_id",))
+    else:
+        groups = rolled_up(groups, "gateway_key_id")
     owners = key_owners(k for (k,) in groups)
     users: dict[str | None, dict] = {}
     for (key_id,), agg in groups.items():
@@ -179,10 +203,13 @@ def by_user(viewer: Viewer, scope: Scope) -> list[dict]:
     return _by_cost(list(users.values()), "user")
 
 
-def by_team(viewer: Viewer, scope: Scope) -> list[dict]:
+def by_team(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[dict]:
     """One row per team (None = no team) with its members inline (`by_user`: accounts,
     counted as `by_user` counts them)."""
-    groups, _ = aggregate(viewer, scope, ("team", "gateway_key_id"))
+    if groups is None:
+        groups, _ = aggregate(viewer, scope, ("team", "gateway_key_id"))
+    else:
+        groups = rolled_up(groups, "team", "gateway_key_id")
     owners = key_owners(k for (_, k) in groups)
     teams: dict[str | None, dict] = {}
     for (team, key_id), agg in groups.items():

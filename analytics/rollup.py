@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -145,6 +145,47 @@ def days_of(hours: dict[tuple, list]) -> dict[tuple, list]:
     return _merged(hours, lambda hour, group: (hour.replace(hour=0), *group))
 
 
+def week_of(moment: datetime) -> datetime:
+    """The UTC Monday 00:00 that starts the week of `moment` (a UTC datetime)."""
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday())
+
+
+def weeks_of(days: dict[tuple, list]) -> dict[tuple, list]:
+    """The day rows merged into UTC weeks."""
+    return _merged(days, lambda day, group: (week_of(day), *group))
+
+
+def week_sql(column: str) -> str:
+    """`week_of` in SQL, on a quoted datetime column."""
+    if connection.vendor == "postgresql":
+        return f"(date_trunc('week', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+    # SQLite keeps UTC text; back six days, then on to a Monday: the week's own Monday.
+    return f"datetime({column}, '-6 days', 'weekday 1', 'start of day')"
+
+
+def refill_weeks(cursor: Any, grain: Any, since: datetime | None = None) -> None:
+    """Sum a grain's weeks again from its days, from the week of `since` on (all if None)."""
+    q = connection.ops.quote_name
+    week, day = q(grain.week._meta.db_table), q(grain.day._meta.db_table)
+    group = ", ".join(q(c) for c in grain.group)
+    counters = ", ".join(q(c) for c in (*HOUR_SUMS, *LAT_COLUMNS))
+    sums = ", ".join(f"SUM({q(c)})" for c in (*HOUR_SUMS, *LAT_COLUMNS))
+    if since is None:
+        where_week = where_day = ""
+        params = None
+    else:
+        where_week, where_day = f" WHERE {q('week')} >= %s", f" WHERE {q('day')} >= %s"
+        params = [connection.ops.adapt_datetimefield_value(week_of(since))]
+    cursor.execute(f"DELETE FROM {week}{where_week}", params)
+    cursor.execute(
+        f"INSERT INTO {week} ({q('week')}, {group}, {counters}, {q('last_call_at')}) "
+        f"SELECT {week_sql(q('day'))}, {group}, {sums}, MAX({q('last_call_at')}) "
+        f"FROM {day}{where_day} GROUP BY {week_sql(q('day'))}, {group} ORDER BY 1",
+        params,
+    )
+
+
 def narrowed(hours: dict[tuple, list], group: tuple[str, ...]) -> dict[tuple, list]:
     """The hour rows merged into a narrower group (a grain's: `models.GRAINS`)."""
     if group == ROLLUP_GROUP:
@@ -190,7 +231,10 @@ def write_rollups(cursor: Any, rollup: Rollup) -> None:
         if grain.hour not in done:
             _upsert(cursor, grain.hour._meta.db_table, ("hour", *grain.group), hours)
             done.add(grain.hour)
-        _upsert(cursor, grain.day._meta.db_table, ("day", *grain.group), days_of(hours))
+        days = days_of(hours)
+        _upsert(cursor, grain.day._meta.db_table, ("day", *grain.group), days)
+        if grain.week is not None:
+            _upsert(cursor, grain.week._meta.db_table, ("week", *grain.group), weeks_of(days))
 
 
 def _upsert(cursor: Any, table_name: str, group: tuple[str, ...], rows: dict[tuple, list]) -> None:
@@ -241,8 +285,12 @@ def refill_narrow_grains() -> None:
                     f"INSERT INTO {q(narrow._meta.db_table)} ({group}, "
                     f"{', '.join(q(c) for c in counters)}, {q('last_call_at')}) "
                     f"SELECT {group}, {sums}, MAX({q('last_call_at')}) "
-                    f"FROM {q(source._meta.db_table)} GROUP BY {group}"
+                    # In time order, as the writer appends them: a window's rows then
+                    # sit on a window's pages, not one to a page across the table.
+                    f"FROM {q(source._meta.db_table)} GROUP BY {group} ORDER BY {q(column)}"
                 )
+            if grain.week is not None:
+                refill_weeks(cursor, grain)
 
 
 def record(events: Sequence[EventRow]) -> None:
@@ -279,6 +327,10 @@ def rebuild(*, chunk: int = 5000) -> int:
     for grain in GRAINS:
         grain.hour.objects.filter(hour__gte=since).delete()
         grain.day.objects.filter(day__gte=since).delete()
+    with connection.cursor() as cursor:
+        for grain in GRAINS:
+            if grain.week is not None:  # the kept days of `since`'s week stay in it
+                refill_weeks(cursor, grain, since)
     Call.objects.filter(timestamp__gte=since).delete()
     written, after = 0, ""
     rows = Event.objects.filter(type=CALL_COMPLETED).order_by("id")

@@ -192,11 +192,13 @@ def activity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict
 def identity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     view = request.GET.get("view") if request.GET.get("view") in VIEWS else "all"
     sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "cost"
-    teams = sorted_rows(budgets.by_team(viewer, scope), "team", sort)
+    # The three tables are sums of one read of the window, and share their budgets.
+    groups, memo = queries.key_groups(viewer, scope), {}
+    teams = sorted_rows(budgets.by_team(viewer, scope, groups, memo=memo), "team", sort)
     for team in teams:
         team["by_user"] = sorted_rows(team["by_user"], "user", sort)
-    users = sorted_rows(budgets.by_user(viewer, scope), "user", sort)
-    keys = sorted_rows(budgets.by_key(viewer, scope), "name", sort)
+    users = sorted_rows(budgets.by_user(viewer, scope, groups, memo=memo), "user", sort)
+    keys = sorted_rows(budgets.by_key(viewer, scope, groups, memo=memo), "name", sort)
     return {
         "views": VIEWS,
         "view": view,

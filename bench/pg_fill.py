@@ -34,7 +34,7 @@ MODELS = [
     ("ollama", "llama3", None, None, False),
 ]
 TABLES = ("analytics_call", "analytics_callhour", "analytics_callday", "events")
-NARROW = ("analytics_keyday", "analytics_modelday", "analytics_modelhour")
+NARROW = ("analytics_keyday", "analytics_keyweek", "analytics_modelday", "analytics_modelhour")
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -173,7 +173,7 @@ def fill(calls: int, *, days: int = 365, event_days: int = 90, teams: int = 50,
         rollups(cursor, now_us - span_us, now_us)
         started_narrow = time.perf_counter()
         refill_narrow_grains()
-        print(f"  KeyDay, ModelDay, ModelHour: {time.perf_counter() - started_narrow:.0f} s")
+        print(f"  narrower rollups: {time.perf_counter() - started_narrow:.0f} s")
         cursor.execute("DROP TABLE bench_stage")
         for name, definition in saved:
             _execute(cursor, definition, note=f"index {name}")

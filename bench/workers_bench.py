@@ -83,6 +83,7 @@ def main() -> None:
     if not os.environ.get("REDIS_URL"):
         raise SystemExit("set REDIS_URL (e.g. redis://127.0.0.1:6379/11): --workers 2 needs it")
     total = 2000 if args.quick else 10000
+    load_avg = os.getloadavg()
     home = tempfile.mkdtemp(prefix="metis-workers-bench-")
     mock_port = free_port()
     mock_url = f"http://127.0.0.1:{mock_port}"
@@ -110,7 +111,9 @@ def main() -> None:
     finally:
         mock.terminate()
         mock.wait(30)
-    print(f"{os.cpu_count()} cores; {total} requests per round at concurrency 64\n")
+    # A busy machine halves these figures: the load before the run says if it was quiet.
+    print(f"{os.cpu_count()} cores, load average {load_avg[0]:.1f} before the run;"
+          f" {total} requests per round at concurrency 64\n")  # fmt: skip
     print(f"{'workers':>7} {'round':>6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     for workers, result in results.items():
         for name in ("json", "stream"):
@@ -124,7 +127,12 @@ def main() -> None:
         print(f"{workers} worker(s): {result['requests_sent']} sent, {result['events_lost']} lost")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "workers.json").write_text(json.dumps({"cpus": os.cpu_count(), **results}, indent=2))
+    (out / "workers.json").write_text(
+        json.dumps(
+            {"cpus": os.cpu_count(), "load": load_avg, "requests_per_round": total, **results},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
