@@ -4,7 +4,8 @@
 object per line for log shippers; `off` writes nothing. A line names the call (request
 id, key id), what it asked for and got (model, status, tokens, cost, latency), never a
 token, a provider key or the prompt. Each line is one write() on stderr, so lines from
-several workers sharing the stream do not interleave.
+several workers sharing the stream do not interleave; it keeps the GIL, as the journal's
+writes do (gateway/journal.py says why).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 from django.conf import settings
+
+from gateway.journal import write_holding_gil
 
 if TYPE_CHECKING:
     from gateway.calls import Call
@@ -32,7 +35,10 @@ def write(call: Call) -> None:
         line = orjson.dumps(fields).decode() + "\n"
     else:
         line = " ".join(f"{name}={text(value)}" for name, value in fields.items()) + "\n"
-    sys.stderr.write(line)
+    if sys.stderr is sys.__stderr__:  # the process's own: one write() that keeps the GIL
+        write_holding_gil(sys.__stderr__.fileno(), line.encode())
+    else:  # replaced (a test's capture, say)
+        sys.stderr.write(line)
 
 
 def fields_of(call: Call) -> dict:

