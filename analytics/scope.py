@@ -163,4 +163,4 @@ def _parse_moment(param: str, text: str) -> datetime:
     # room at either end keeps that arithmetic inside datetime's years 1 to 9999.
     if utc < EARLIEST:
         return EARLIEST
-    return LATEST if utc > LATEST else value
+    return LATEST if utc > LATEST else utc  # PostgreSQL reads no offset with seconds
