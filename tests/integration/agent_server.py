@@ -4,39 +4,21 @@ loopback port, in a thread of the test process, in front of the mock provider: w
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
-import orjson
 import pytest
 
-from analytics.models import Event
 from analytics.writer import writer
-from gateway import auth, budgets, metrics, routing
+from gateway import auth, budgets, routing
 from metis_site.server import ServeASGIHandler
 from mock_provider import MockProviderThread
-from tests.integration.conftest import ServerThread
+from tests.integration.conftest import Gateway, ServerThread
 
 
-@dataclass
-class AgentServer:
-    url: str
-    mock: MockProviderThread
-
-    def events(self, type_: str | None = None) -> list[dict]:
-        deadline = time.monotonic() + 5
-        while metrics.in_flight._value.get() > 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert writer.flush(), "the event writer did not drain"
-        rows = Event.objects.order_by("id")
-        if type_:
-            rows = rows.filter(type=type_)
-        return [{"id": r.id, "type": r.type, **orjson.loads(r.payload_json)} for r in rows]
-
-    def upstream_requests(self) -> list[dict]:
-        return httpx.get(f"{self.mock.url}/_mock/requests").json()
+class AgentServer(Gateway):
+    """The same helpers as the gateway fixture's (events, upstream requests), in front of
+    `metis serve`'s application instead of the gateway's."""
 
 
 @pytest.fixture
