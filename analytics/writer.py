@@ -115,6 +115,10 @@ class EventWriter:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._inflight: list[PendingEvent] = []  # the batch the thread is trying to insert
+        # Set by close() when the thread outlived its grace: its batch is spooled, so it
+        # must write nothing more (a late success would land behind the spool's back).
+        self._abandoned = False
+        self._attempting = threading.Lock()  # held by the thread for one insert attempt
         self.written = 0
         # Positions in the FIFO queue: every event up to `committed` is in the database,
         # spooled or set aside (gateway/journal.py deletes its files by this).
@@ -152,7 +156,7 @@ class EventWriter:
             with self._cv:
                 while not self._queue and not self._closed:
                     self._cv.wait()
-                if not self._queue and self._closed:
+                if self._abandoned or (not self._queue and self._closed):
                     return
                 deadline = time.monotonic() + self.linger  # let a burst gather
                 while not (self._closed or self._hurry or len(self._queue) >= self.batch_size):
@@ -164,9 +168,10 @@ class EventWriter:
             self._drain()
 
     def _drain(self, *, give_up_after: float | None = None) -> None:
+        mine = threading.current_thread() is self._thread
         while True:
             with self._cv:
-                if not self._queue:
+                if not self._queue or (mine and self._abandoned):
                     self._cv.notify_all()
                     return
                 batch = [
@@ -175,7 +180,7 @@ class EventWriter:
                 first = self._taken + 1
                 self._taken += len(batch)
                 self._busy = True
-                if threading.current_thread() is self._thread:
+                if mine:
                     self._inflight = batch
             try:
                 self._insert(batch, give_up_after=give_up_after)
@@ -184,18 +189,22 @@ class EventWriter:
             finally:
                 with self._cv:
                     self._busy = False
-                    if threading.current_thread() is self._thread:
+                    if mine:
                         self._inflight = []
                     self._cv.notify_all()
 
     def _insert(self, batch: list[PendingEvent], *, give_up_after: float | None) -> None:
         started, attempt = time.monotonic(), 0
+        mine = threading.current_thread() is self._thread
         while True:
             try:
-                with transaction.atomic():
-                    insert_events(batch)
-                    record_calls(batch)
-                    touch_keys(batch)
+                with self._attempting if mine else contextlib.nullcontext():
+                    if mine and self._abandoned:
+                        return  # close() spooled this batch
+                    with transaction.atomic():
+                        insert_events(batch)
+                        record_calls(batch)
+                        touch_keys(batch)
                 self.written += len(batch)
                 return
             except REFUSED as exc:
@@ -260,11 +269,21 @@ class EventWriter:
             self._closed = True
             self._cv.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout=settings.METIS_EVENT_SHUTDOWN_SECONDS)
-            with self._cv:
-                stuck = list(self._inflight) if self._thread.is_alive() else []
-            if stuck:  # the thread is still retrying a batch: keep a copy (ids dedupe on load)
-                spool(stuck)
+            grace = settings.METIS_EVENT_SHUTDOWN_SECONDS
+            self._thread.join(timeout=grace)
+            if self._thread.is_alive():
+                # Still retrying a batch: stop it between attempts and spool the batch (an
+                # attempt that outlasts a second grace may land too: ids dedupe on load).
+                got = self._attempting.acquire(timeout=grace)
+                try:
+                    with self._cv:
+                        self._abandoned = True
+                        stuck = list(self._inflight)
+                finally:
+                    if got:
+                        self._attempting.release()
+                if stuck:
+                    spool(stuck)
         # Whatever the thread could not write in time: try once more, then spool.
         self._drain(give_up_after=settings.METIS_EVENT_SHUTDOWN_SECONDS)
 

@@ -182,6 +182,10 @@ def test_events_the_database_refuses_at_shutdown_are_spooled_and_loaded_by_the_n
         refused.submit(already)
         refused.submit(events(5, "spooled-late"))
         refused.close()
+    # The thread that outlived its grace stops at its next attempt, and writes nothing
+    # more now that the database would take it: its batch is in the spool.
+    refused._thread.join(timeout=5)
+    assert not refused._thread.is_alive()
     spooled = list((tmp_path / "spool").glob("events-*.jsonl"))
     lines = [orjson.loads(line) for f in spooled for line in f.read_bytes().splitlines()]
     assert {e["id"] for e in lines} >= {e.id for e in already}
