@@ -141,6 +141,9 @@ def test_a_conversation_a_pin_a_cancel_and_a_resume(setup):
         # to come back.
         chat.type("\x03")
         chat.expect("(Ctrl-C again or Ctrl-D to leave)")
+        # At the prompt again, as a person would be: a SIGINT that lands between the
+        # message and readline's start may be taken by readline for the new line.
+        chat.expect("you> ")
         chat.type("\x03")
         session_id = chat.expect(re.compile(r"continue with: metis chat --resume (ses_\S+)"))[1]
         assert chat.finish() == 0
