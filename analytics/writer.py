@@ -249,8 +249,9 @@ class EventWriter:
         self._insert(batch[:half], give_up_after=give_up_after)
         self._insert(batch[half:], give_up_after=give_up_after)
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every submitted event is in the database (tests, shutdown)."""
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until every submitted event is in the database (tests, shutdown). The bound
+        is generous: 5,000 calls' events on a loaded PostgreSQL took more than 10 s in CI."""
         deadline = time.monotonic() + timeout
         with self._cv:
             self._hurry = True
