@@ -225,6 +225,11 @@ class EventWriter:
                 time.sleep(min(0.05 * 2**attempt, 2.0))
             except Exception as exc:  # a bug in building the rows must not kill the thread
                 logger.exception("event write failed on its content")
+                # Nor leave a transaction open behind it: an exception raised while Django
+                # ended the block (seen in tests) kept one, whose locks then held every
+                # TRUNCATE and DDL of the database. Closing rolls it back.
+                with contextlib.suppress(Exception):
+                    connection.close()
                 self._isolate(batch, exc, give_up_after=give_up_after)
                 return
 
