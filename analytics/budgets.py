@@ -27,6 +27,7 @@ from analytics.scope import Scope, Viewer
 from identity.models import GatewayKey, Quota, TeamMembership
 
 EVERYONE = Viewer(kind="all")
+SPEND_SUMS = ("calls", "cost_usd", "unpriced_calls")  # all a budget reads
 
 
 def scope_of(quota: Quota) -> tuple[str, str]:
@@ -90,8 +91,8 @@ def _sums(window: Scope, column: str, values: set[str]) -> dict[str, tuple[Decim
     """{value: (spend, unpriced calls)} of the calls whose `column` is one of `values`."""
     if not values:
         return {}
-    where = Q(**{f"{column}__in": sorted(values)})
-    groups, _ = aggregate(EVERYONE, window, (column,), where=where)
+    where = Q(**{f"{column}__any_of": sorted(values)})
+    groups, _ = aggregate(EVERYONE, window, (column,), where=where, sums=SPEND_SUMS)
     return {
         key: (money(agg.sums["cost_usd"]), agg.sums["unpriced_calls"])
         for (key,), agg in groups.items()

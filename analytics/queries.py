@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from analytics.aggregate import Agg, aggregate, money
+from analytics.aggregate import Agg, aggregate, merged, money
 from analytics.cache import cache_figures
 from analytics.models import Call
 from analytics.scope import GROUP_BY, Scope, ScopeError, Viewer
@@ -57,16 +57,14 @@ def cost(viewer: Viewer, scope: Scope, group_by: str | None) -> dict:
     if group_by == "user":
         by_key, exact = aggregate(viewer, scope, ("gateway_key_id",), latency=True)
         owners = key_owners(k for (k,) in by_key)
-        groups: dict[tuple, Agg] = {}
+        keys_of: dict[tuple, list[Agg]] = {}
         for (key_id,), agg in by_key.items():
-            groups.setdefault((owners.get(key_id, {}).get("user"),), Agg()).merge(agg)
+            keys_of.setdefault((owners.get(key_id, {}).get("user"),), []).append(agg)
+        groups: dict[tuple, Agg] = {user: merged(aggs) for user, aggs in keys_of.items()}
     else:
         groups, exact = aggregate(viewer, scope, (group_by,), latency=True)
     if result["totals"] is None:  # the groups partition the window: their merge is the total
-        whole = Agg()
-        for agg in groups.values():
-            whole.merge(agg)
-        result["totals"] = whole.totals(exact=exact)
+        result["totals"] = merged(groups.values()).totals(exact=exact)
     rows = [{"key": key[0], **agg.totals(exact=exact)} for key, agg in groups.items()]
     if group_by in ("day", "hour"):
         rows.sort(key=lambda r: r["key"])
@@ -123,8 +121,7 @@ def key_owners(key_ids: Iterable[str | None]) -> dict[str, dict]:
     }
 
 
-def _add(row: dict, agg: Agg) -> None:
-    sums = agg.sums
+def _add(row: dict, sums: dict) -> None:
     row["cost_usd"] += sums["cost_usd"]
     row["calls"] += sums["calls"]
     row["unpriced_calls"] += sums["unpriced_calls"]
@@ -142,17 +139,20 @@ def key_groups(viewer: Viewer, scope: Scope) -> Groups:
     return aggregate(viewer, scope, KEY_DIMS, sums=KEY_SUMS)[0]
 
 
-def _key_team_sums(viewer: Viewer, scope: Scope, groups: Groups | None) -> Groups:
+def _key_team_sums(
+    viewer: Viewer, scope: Scope, groups: Groups | None
+) -> dict[tuple, dict[str, Any]]:
     """{(team, key id): sums} from `key_groups` (or read so): the cost, calls and unpriced
     calls that by_user and by_team add up per owner."""
     if groups is None:
-        return aggregate(viewer, scope, ("team", "gateway_key_id"), sums=KEY_SUMS)[0]
-    out: Groups = {}
+        read = aggregate(viewer, scope, ("team", "gateway_key_id"), sums=KEY_SUMS)[0]
+        return {key: agg.sums for key, agg in read.items()}
+    out: dict[tuple, dict[str, Any]] = {}
     for (key_id, _shape, team, _label), agg in groups.items():
         into = out.get((team, key_id))
         if into is None:
-            out[team, key_id] = into = Agg(sums=dict.fromkeys(KEY_SUMS, 0), histogram=[])
-        _add(into.sums, agg)
+            out[team, key_id] = into = dict.fromkeys(KEY_SUMS, 0)
+        _add(into, agg.sums)
     return out
 
 
@@ -181,7 +181,7 @@ def by_key(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[d
                 "cost_usd": Decimal(0), "calls": 0, "unpriced_calls": 0,
                 "last_call_at": None, "inbound_shapes": {}, "labels": {}, "quota": None,
             }  # fmt: skip
-        _add(row, agg)
+        _add(row, agg.sums)
         calls = agg.sums["calls"]
         if shape is not None:
             row["inbound_shapes"][shape] = row["inbound_shapes"].get(shape, 0) + calls
@@ -210,12 +210,12 @@ def by_user(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[
     per_key = _key_team_sums(viewer, scope, groups)
     owners = key_owners(k for (_, k) in per_key)
     users: dict[str | None, dict] = {}
-    for (_team, key_id), agg in per_key.items():
+    for (_team, key_id), sums in per_key.items():
         user = owners.get(key_id, {}).get("user")
         row = users.get(user)
         if row is None:
             row = users[user] = {**_fresh(user=user), "quota": None}
-        _add(row, agg)
+        _add(row, sums)
     return _by_cost(_rounded(list(users.values())), "user")
 
 
@@ -225,16 +225,16 @@ def by_team(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[
     per_key = _key_team_sums(viewer, scope, groups)
     owners = key_owners(k for (_, k) in per_key)
     teams: dict[str | None, dict] = {}
-    for (team, key_id), agg in per_key.items():
+    for (team, key_id), sums in per_key.items():
         row = teams.get(team)
         if row is None:
             row = teams[team] = {**_fresh(team=team), "users": 0, "quota": None, "by_user": {}}
-        _add(row, agg)
+        _add(row, sums)
         user = owners.get(key_id, {}).get("user")
         member = row["by_user"].get(user)
         if member is None:
             member = row["by_user"][user] = _fresh(user=user)
-        _add(member, agg)
+        _add(member, sums)
     for row in teams.values():
         row["users"] = sum(1 for u in row["by_user"] if u is not None)
         row["by_user"] = _by_cost(_rounded(list(row["by_user"].values())), "user")
