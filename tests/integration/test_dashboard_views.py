@@ -175,9 +175,12 @@ def test_a_budget_owner_sees_their_team_and_not_the_others(client, settings, spe
     TeamMembership.objects.create(
         user=alice, team=spend["teams"]["eng"], role=TeamMembership.Role.BUDGET_OWNER
     )
+    assert client.get("/dashboard/team/?team=eng&row=team-1").status_code == 302  # to login
     client.force_login(alice)
     page = get(client, "/dashboard/?tab=identity")
     assert "bob-laptop" in page and "carol-laptop" not in page
+    assert 'data-user="bob"' in get(client, "/dashboard/team/?team=eng&row=team-1")
+    assert "carol" not in get(client, "/dashboard/team/?team=sales&row=team-2")
 
 
 def test_long_tables_and_many_budgets_show_their_first_rows_and_say_where_the_rest_are(
