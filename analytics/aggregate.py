@@ -19,11 +19,13 @@ factor √2 wide; the value is interpolated linearly within its bucket).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any, Literal
 
 from django.core.exceptions import EmptyResultSet
@@ -75,7 +77,7 @@ LAT_COLUMNS = tuple(f"lat_{i:02d}" for i in range(LATENCY_BUCKETS))
 # -- aggregation ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Agg:
     """Sums for one group, plus what its percentiles need."""
 
@@ -111,9 +113,26 @@ class Agg:
             out["p50_latency_ms"] = exact_percentile(ordered, 0.50)
             out["p95_latency_ms"] = exact_percentile(ordered, 0.95)
         else:
-            out["p50_latency_ms"] = histogram_percentile(self.histogram, 0.50)
-            out["p95_latency_ms"] = histogram_percentile(self.histogram, 0.95)
+            p50, p95 = histogram_percentiles(self.histogram, (0.50, 0.95))
+            out["p50_latency_ms"], out["p95_latency_ms"] = p50, p95
         return out
+
+
+def merged(aggs: Iterable[Agg]) -> Agg:
+    """Many groups' Aggs as one (a partition's total, a user's keys): summed column by
+    column, where merging them one by one built a histogram list per group."""
+    aggs = list(aggs)
+    out = Agg()
+    if not aggs:
+        return out
+    names = list(aggs[0].sums)
+    columns = zip(*([a.sums[name] or 0 for name in names] for a in aggs), strict=True)
+    out.sums = {name: sum(column) for name, column in zip(names, columns, strict=True)}
+    out.histogram = [sum(column) for column in zip(*(a.histogram for a in aggs), strict=True)]
+    out.latencies = [ms for a in aggs for ms in a.latencies]
+    moments = [a.last_call_at for a in aggs if a.last_call_at is not None]
+    out.last_call_at = max(moments) if moments else None
+    return out
 
 
 def money(value: Decimal | int | None) -> Decimal:
@@ -279,9 +298,12 @@ def aggregate(
     *,
     latency: bool = False,
     where: Q | None = None,
+    sums: tuple[str, ...] = SUMS,
 ) -> tuple[dict[tuple, Agg], bool]:
     """Sums per group of `dims` over the scope, narrowed by `where` (a condition on the
-    columns `Call` and the rollups share); returns (groups, exact_percentiles)."""
+    columns `Call` and the rollups share); returns (groups, exact_percentiles).
+    `sums`: the only sums wanted (`calls` first), when not all of them (thousands of
+    groups: each sum costs the database and Python per group); per day or hour, all."""
     base = viewer.q() & scope.q() & (where or Q())
     # Exact percentiles read every call's latency: for short windows, and not per hour or
     # day (truncating each call's timestamp costs more than the histogram's precision).
@@ -297,7 +319,7 @@ def aggregate(
     if time_dims:
         groups = _by_part(base, dims, parts, grain, lat)
     else:
-        groups = _in_sql(base, dims, parts, grain, lat)
+        groups = _in_sql(base, dims, parts, grain, lat, sums)
     if latency:
         dim_calls = {f"g_{d}": _dimension(d, "timestamp") for d in dims}
         edges = [(a, b) for source, a, b in parts if source == "call"]
@@ -350,7 +372,12 @@ def _by_part(
 
 
 def _in_sql(
-    base: Q, dims: tuple[str, ...], parts: list[Part], grain: Grain, lat: bool
+    base: Q,
+    dims: tuple[str, ...],
+    parts: list[Part],
+    grain: Grain,
+    lat: bool,
+    names: tuple[str, ...] = SUMS,
 ) -> defaultdict[tuple, Agg]:
     """Every part's rows summed by the database in one statement (no part grouped on
     its own: one pass over every row read): thousands of per-key groups cross from the
@@ -361,17 +388,17 @@ def _in_sql(
         return groups
     q = connection.ops.quote_name
     g_names = [f"g_{d}" for d in dims]
-    s_names = [f"s_{n}" for n in SUMS]
+    s_names = [f"s_{n}" for n in names]
     l_names = list(LAT_KEYS) if lat else []
     selects, params = [], []
     for source, a, b in parts:
         qs, column = _part(source, a, b, base, grain)
         values = {f"g_{d}": _dimension(d, column) for d in dims}
         if source == "call":  # no histogram column: the caller buckets their latencies
-            values.update(CALL_ROW)
+            values.update((name, CALL_ROW[name]) for name in (*s_names, "s_last_call_at"))
             values.update((name, _ZERO) for name in l_names)
         else:
-            values.update((f"s_{n}", F(n)) for n in SUMS)
+            values.update((f"s_{n}", F(n)) for n in names)
             values["s_last_call_at"] = F("last_call_at")
             values.update((name, F(name[2:])) for name in l_names)
         try:
@@ -383,30 +410,32 @@ def _in_sql(
         params.extend(part_params)
     # Money is summed in units, which may pass a bigint; the rest fits one.
     whole = [f"SUM({q(f's_{n}')})" if n in MONEY else f"CAST(SUM({q(f's_{n}')}) AS BIGINT)"
-             for n in SUMS]  # fmt: skip
+             for n in names]  # fmt: skip
     outer = [q(n) for n in g_names] + whole + [f"MAX({q('s_last_call_at')})"]
     outer += [f"CAST(SUM({q(n)}) AS BIGINT)" for n in l_names]
     sql = f"SELECT {', '.join(outer)} FROM ({' UNION ALL '.join(selects)}) {q('u')}"
     if g_names:
         sql += f" GROUP BY {', '.join(q(n) for n in g_names)}"
-    width, count = len(g_names), len(SUMS)
+    width, count = len(g_names), len(names)
+    money_names = [n for n in names if n in MONEY]
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql" and dims:
             # Thousands of groups: hashed in memory, where 4 MB (the default) may spill.
             cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    # Per row, only what it needs: thousands of groups, each one Agg (no defaults made to
+    # be replaced), its key as read ("" is None; no time dimension here), money in USD.
+    last_at = width + count
     for row in rows:
-        sums = row[width : width + count]
-        if not sums[0]:  # no part had a call (an aggregate without groups gives one row)
+        sums = dict(zip(names, row[width:last_at], strict=True))
+        if not sums["calls"]:  # no part had a call (an aggregate without groups gives one row)
             continue
-        agg = groups[_key(dict(zip(g_names, row[:width], strict=True)), dims)]
-        agg.sums = dict(zip(SUMS, sums, strict=True))
-        for name in MONEY:
-            agg.sums[name] = Decimal(agg.sums[name] or 0).scaleb(-MoneyField.SCALE)
-        agg.last_call_at = _moment(row[width + count])
-        if l_names:
-            agg.histogram = list(row[width + count + 1 :])
+        for name in money_names:
+            sums[name] = Decimal(sums[name] or 0).scaleb(-MoneyField.SCALE)
+        histogram = list(row[last_at + 1 :]) if l_names else [0] * LATENCY_BUCKETS
+        key = tuple(None if value == "" else value for value in row[:width])
+        groups[key] = Agg(sums, histogram, [], _moment(row[last_at]))
     return groups
 
 
@@ -444,16 +473,23 @@ def exact_percentile(ordered: list[float], q: float) -> float | None:
 
 def histogram_percentile(histogram: list[int], q: float) -> float | None:
     """Approximate to the bucket: the rank's position interpolated linearly inside it."""
-    total = sum(histogram)
+    return histogram_percentiles(histogram, (q,))[0]
+
+
+def histogram_percentiles(histogram: list[int], qs: tuple[float, ...]) -> list[float | None]:
+    """`histogram_percentile` for each of `qs`, from one pass over the buckets."""
+    running = list(accumulate(histogram))  # thousands of groups: the scan is C's
+    total = running[-1] if running else 0
     if not total:
-        return None
-    rank = max(math.ceil(q * total), 1)
-    seen = 0
-    for i, count in enumerate(histogram):
-        if count and seen + count >= rank:
-            low, high = bucket_bounds(i)
-            if i == LATENCY_BUCKETS - 1:
-                return round(low, 3)
-            return round(low + (high - low) * (rank - seen) / count, 3)
-        seen += count
-    return None  # pragma: no cover
+        return [None] * len(qs)
+    found = []
+    for q in qs:
+        rank = max(math.ceil(q * total), 1)
+        i = bisect_left(running, rank)  # the first bucket whose running count reaches it
+        seen, count = running[i] - histogram[i], histogram[i]
+        low, high = bucket_bounds(i)
+        if i == LATENCY_BUCKETS - 1:
+            found.append(round(low, 3))
+        else:
+            found.append(round(low + (high - low) * (rank - seen) / count, 3))
+    return found

@@ -27,6 +27,7 @@ from analytics.scope import Scope, Viewer
 from identity.models import GatewayKey, Quota, TeamMembership
 
 EVERYONE = Viewer(kind="all")
+SPEND_SUMS = ("calls", "cost_usd", "unpriced_calls")  # all a budget reads
 
 
 def scope_of(quota: Quota) -> tuple[str, str]:
@@ -90,8 +91,8 @@ def _sums(window: Scope, column: str, values: set[str]) -> dict[str, tuple[Decim
     """{value: (spend, unpriced calls)} of the calls whose `column` is one of `values`."""
     if not values:
         return {}
-    where = Q(**{f"{column}__in": sorted(values)})
-    groups, _ = aggregate(EVERYONE, window, (column,), where=where)
+    where = Q(**{f"{column}__any_of": sorted(values)})
+    groups, _ = aggregate(EVERYONE, window, (column,), where=where, sums=SPEND_SUMS)
     return {
         key: (money(agg.sums["cost_usd"]), agg.sums["unpriced_calls"])
         for (key,), agg in groups.items()
@@ -265,11 +266,17 @@ def strip(viewer: Viewer, scope: Scope, now: datetime) -> list[dict]:
 
 
 def by_team(
-    viewer: Viewer, scope: Scope, groups: queries.Groups | None = None, *, memo: Memo = None
+    viewer: Viewer,
+    scope: Scope,
+    groups: queries.Groups | None = None,
+    *,
+    memo: Memo = None,
+    members: bool = True,
 ) -> list[dict]:
-    """queries.by_team, each team with its quota status (the dashboard's Quota column).
-    A team's status tells its whole spend, so only those who may see the whole team
-    (staff, local mode, its budget owners) get it."""
+    """queries.by_team, each team with its quota status (the dashboard's Quota column),
+    and each member with theirs unless not `members`. A team's status tells its whole
+    spend, so only those who may see the whole team (staff, local mode, its budget
+    owners) get it."""
     rows = queries.by_team(viewer, scope, groups)
     names = [row["team"] for row in rows if row["team"] and sees_whole_team(viewer, row["team"])]
     quotas = list(Quota.objects.filter(team__name__in=names).select_related("team"))
@@ -278,8 +285,10 @@ def by_team(
     by_team_name = _grouped(quotas, lambda q: q.team.name)
     for row in rows:
         row["quota"] = summary(by_team_name.get(row["team"], []), now, known)
-    members = [m for row in rows for m in row["by_user"]]
-    for member, quota in zip(members, user_quotas(viewer, members, now, memo), strict=True):
+    if not members:
+        return rows
+    people = [m for row in rows for m in row["by_user"]]
+    for member, quota in zip(people, user_quotas(viewer, people, now, memo), strict=True):
         member["quota"] = quota
     return rows
 
@@ -318,8 +327,13 @@ def by_key(
     """queries.by_key, each key with its own quota's status (the key's rows are in the
     viewer's scope, so its budget is too)."""
     rows = queries.by_key(viewer, scope, groups)
-    ids = [row["gateway_key_id"] for row in rows if row["gateway_key_id"]]
-    quotas = list(Quota.objects.filter(key_id__in=ids))
+    ids = {row["gateway_key_id"] for row in rows if row["gateway_key_id"]}
+    # As queries.key_owners: thousands of ids cost more as an IN list than reading every
+    # key's quota (a few of the keys have one).
+    quotas = Quota.objects.filter(key__isnull=False).order_by("id")
+    if len(ids) <= queries.OWNERS_BY_ID:
+        quotas = quotas.filter(key_id__in=sorted(ids))
+    quotas = [quota for quota in quotas if quota.key_id in ids]
     now = timezone.now()
     known = statuses(quotas, now, memo)
     by_key_id = _grouped(quotas, lambda q: q.key_id)

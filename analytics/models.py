@@ -6,6 +6,21 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import models
+from django.db.models.lookups import In
+
+
+@models.CharField.register_lookup
+class AnyOf(In):
+    """`column__any_of=[…]`: `IN (…)` on SQLite; on PostgreSQL `= ANY(%s)` with the
+    values as one array. A budget page reads hundreds of keys' spend over a window's
+    parts, and each value of an IN list was a parameter Django and psycopg handled in
+    Python, part after part: milliseconds per hundred."""
+
+    lookup_name = "any_of"
+
+    def as_postgresql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*lhs_params, [str(value) for value in self.rhs])
 
 
 class Event(models.Model):

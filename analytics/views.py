@@ -6,9 +6,12 @@ this module only picks the queries for a tab and hands their rows to the templat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -132,15 +135,21 @@ def cost_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict:
     }
 
 
+def _to_login(request: HttpRequest) -> HttpResponse:
+    """For a part fetched by a page whose viewer signed out since it loaded: to the
+    login, not into the page."""
+    back = request.htmx.current_url_abs_path if request.htmx else None
+    login = redirect_to_login(back or "/dashboard/")
+    return HttpResponseClientRedirect(login["Location"]) if request.htmx else login
+
+
 def cache_tables(request: HttpRequest) -> HttpResponse:
     """The Cost tab's prompt-cache tables per team (not for a key's own token), key and
     model, fetched by the tab once it is shown: the per-key read is the slowest of the
     tab's, and the tiles above them need none of it."""
     viewer = access.viewer_for(request)
-    if viewer is None:  # signed out since the page loaded: to the login, not into the panel
-        back = request.htmx.current_url_abs_path if request.htmx else None
-        login = redirect_to_login(back or "/dashboard/")
-        return HttpResponseClientRedirect(login["Location"]) if request.htmx else login
+    if viewer is None:
+        return _to_login(request)
     try:
         scope = scope_of(request, default=default_window(viewer))
     except ScopeError as exc:
@@ -194,9 +203,10 @@ def identity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict
     sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "cost"
     # The three tables are sums of one read of the window, and share their budgets.
     groups, memo = queries.key_groups(viewer, scope), {}
-    teams = sorted_rows(budgets.by_team(viewer, scope, groups, memo=memo), "team", sort)
-    for team in teams:
-        team["by_user"] = sorted_rows(team["by_user"], "user", sort)
+    teams = budgets.by_team(viewer, scope, groups, memo=memo, members=False)
+    teams = sorted_rows(teams, "team", sort)
+    for i, team in enumerate(teams[:TABLE_ROWS], start=1):
+        team["members_url"] = members_url(request, team["team"], f"team-{i}")
     users = sorted_rows(budgets.by_user(viewer, scope, groups, memo=memo), "user", sort)
     keys = sorted_rows(budgets.by_key(viewer, scope, groups, memo=memo), "name", sort)
     return {
@@ -213,6 +223,39 @@ def identity_context(request: HttpRequest, viewer: Viewer, scope: Scope) -> dict
         "top_user": callout(users, "user"),
         "top_key": callout(keys, "gateway_key_id"),
     }
+
+
+def members_url(request: HttpRequest, team: str | None, row: str) -> str:
+    """Where a team's row fetches its member rows: the page's window and sort, the team
+    ("" for the keys with no team) and the row they go under."""
+    names = ("window", "from", "to", "sort")
+    params = {n: request.GET[n] for n in names if request.GET.get(n)}
+    return "/dashboard/team/?" + urlencode({**params, "team": team or "", "row": row})
+
+
+def team_members(request: HttpRequest) -> HttpResponse:
+    """A team's member rows on the Spend by identity tab, fetched when its row is first
+    expanded: a company's fifty teams hold hundreds of members, and rendering them all,
+    hidden, with their budgets was most of the tab's time."""
+    viewer = access.viewer_for(request)
+    if viewer is None:
+        return _to_login(request)
+    row = request.GET.get("row", "")
+    if not re.fullmatch(r"team-\d{1,4}", row):
+        return HttpResponseBadRequest("row: the team row's id, team-<n>")
+    try:
+        scope = scope_of(request, filtered=False, default=default_window(viewer))
+    except ScopeError as exc:
+        return HttpResponseBadRequest(f"{exc.param}: {exc.message}")
+    name = request.GET.get("team", "")
+    if not name.isprintable():
+        return HttpResponseBadRequest("team: must not contain control characters")
+    sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "cost"
+    # The team's calls only ("": the calls of keys with no team).
+    teams = budgets.by_team(viewer, replace(scope, team=name), memo={})
+    team = next((t for t in teams if (t["team"] or "") == name), None)
+    members = sorted_rows(team["by_user"], "user", sort) if team else []
+    return render(request, "analytics/team_members.html", {"members": members, "parent": row})
 
 
 def sorted_rows(rows: list[dict], name: str, sort: str) -> list[dict]:

@@ -23,6 +23,7 @@ urlpatterns = [
     path("login/oidc/callback/", oidc.callback, name="oidc-callback"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/cache/", views.cache_tables, name="dashboard-cache"),
+    path("dashboard/team/", views.team_members, name="dashboard-team"),
     path("dashboard/export/<slug:table>.csv", exports.export, name="dashboard-export"),
     path("", sessions_api.urls),
     path("", api.urls),

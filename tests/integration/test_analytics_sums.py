@@ -189,3 +189,27 @@ def test_weeks_are_the_sums_of_their_days_rebuilt_or_refilled(transactional_db):
                          ).delete()  # fmt: skip
     call_command("rebuild_rollups")
     assert week_table() == weeks
+
+
+def test_a_company_of_keys_gets_every_owner_and_key_budget(transactional_db):
+    """Past queries.OWNERS_BY_ID keys in a window, owners and key budgets are read for
+    every key at once rather than by id: the same rows either way."""
+    team = make_team(name="co")
+    users = [make_user(username=f"dev{i}") for i in range(3)]
+    count = queries.OWNERS_BY_ID + 5
+    keys = [make_key(name=f"k{i}", user=users[i % 3], team=team)[0] for i in range(count)]
+    make_key(name="idle", user=users[0])  # no calls: not in the rows
+    Quota.objects.create(key_id=keys[7].id, period="month", hard_cap_usd=Decimal("0.001"))
+    at = START + timedelta(hours=2)
+    write([call_event(at, key=k.id, key_name=k.name, user=None, team="co") for k in keys])
+    scope = Scope(start=START, end=END)
+
+    owners = queries.key_owners([k.id for k in keys] + ["gk_gone", None])
+    assert owners == {k.id: {"name": k.name, "user": k.user.username, "team": "co"} for k in keys}
+    assert queries.key_owners([keys[4].id]) == {keys[4].id: owners[keys[4].id]}
+    rows = budgets.by_key(EVERYONE, scope)
+    assert len(rows) == count
+    assert {r["gateway_key_id"]: r["user"] for r in rows} == {k.id: k.user.username for k in keys}
+    assert [r["gateway_key_id"] for r in rows if r["quota"]] == [keys[7].id]
+    users_rows = budgets.by_user(EVERYONE, scope)
+    assert {r["user"]: r["calls"] for r in users_rows} == {"dev0": 35, "dev1": 35, "dev2": 35}

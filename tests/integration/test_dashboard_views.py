@@ -88,12 +88,41 @@ def test_a_scope_pill_over_htmx_returns_only_the_identity_tables(admin_client, s
     assert "Per-user spend" in fragment and "Per-team spend" not in fragment
 
 
-def test_team_rows_carry_their_users_hidden_until_expanded(admin_client, spend):
+def test_team_rows_fetch_their_users_when_expanded(admin_client, spend):
+    page = get(admin_client, "/dashboard/?tab=identity&view=team&window=7d&sort=calls")
+    eng_row = page[page.index('data-team="eng"') : page.index('data-team="sales"')]
+    assert 'data-user="alice"' not in page  # not rendered until asked for
+    url = re.search(r'hx-get="(/dashboard/team/[^"]+)"', eng_row).group(1).replace("&amp;", "&")
+    assert url == "/dashboard/team/?window=7d&sort=calls&team=eng&row=team-1"
+    rows = get(admin_client, url, HTTP_HX_REQUEST="true")
+    # alice made more calls than bob: first by calls, each a link filtering Cost on them
+    assert rows.index('data-parent="team-1" data-user="alice"') < rows.index('data-user="bob"')
+    assert "carol" not in rows
+    assert "?window=7d&amp;tab=cost&amp;user=alice" in rows
+    assert rows.count("<tr") == 2 and "$0.60" in rows and "$0.10" in rows
+
+
+def test_the_keys_with_no_team_fetch_their_owners(admin_client, spend):
+    loner = make_user(username="dave")
+    record_calls(make_key(name="dave-laptop", user=loner)[0], count=1, cost_usd="0.01")
     page = get(admin_client, "/dashboard/?tab=identity&view=team")
-    eng_row = page.index('data-team="eng"')
-    alice_row = page.index('data-parent="team-1" data-user="alice" hidden')
-    assert eng_row < alice_row < page.index('data-team="sales"')
-    assert "?tab=cost&amp;user=alice" in page or "tab=cost&amp;user=alice" in page
+    url = re.search(r'hx-get="(/dashboard/team/\?team=&amp;row=team-3)"', page).group(1)
+    rows = get(admin_client, url.replace("&amp;", "&"))
+    assert 'data-user="dave"' in rows and "alice" not in rows and rows.count("<tr") == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "team=eng&row=evil",
+        "team=eng",
+        "team=eng&row=team-1&window=fortnight",
+        "team=e%00&row=team-1",
+    ],
+)
+def test_team_members_refuse_bad_parameters(admin_client, spend, query):
+    response = admin_client.get(f"/dashboard/team/?{query}")
+    assert response.status_code == 400
 
 
 def test_a_user_filter_scopes_cost_and_activity_with_a_chip(admin_client, spend):
@@ -146,9 +175,12 @@ def test_a_budget_owner_sees_their_team_and_not_the_others(client, settings, spe
     TeamMembership.objects.create(
         user=alice, team=spend["teams"]["eng"], role=TeamMembership.Role.BUDGET_OWNER
     )
+    assert client.get("/dashboard/team/?team=eng&row=team-1").status_code == 302  # to login
     client.force_login(alice)
     page = get(client, "/dashboard/?tab=identity")
     assert "bob-laptop" in page and "carol-laptop" not in page
+    assert 'data-user="bob"' in get(client, "/dashboard/team/?team=eng&row=team-1")
+    assert "carol" not in get(client, "/dashboard/team/?team=sales&row=team-2")
 
 
 def test_long_tables_and_many_budgets_show_their_first_rows_and_say_where_the_rest_are(
