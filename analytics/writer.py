@@ -228,6 +228,11 @@ class EventWriter:
                 self._isolate(batch, exc, give_up_after=give_up_after)
                 return
 
+    def write(self, batch: list[PendingEvent]) -> None:
+        """Insert `batch` now, in the calling thread, retried and isolated as the thread's
+        batches are (the writer process, gateway/writer_process.py)."""
+        self._insert(batch, give_up_after=None)
+
     def _finished(self, first: int, last: int) -> None:
         self._done[first] = last
         while self.committed + 1 in self._done:

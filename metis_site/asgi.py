@@ -82,6 +82,11 @@ def settle() -> None:
 async def recover() -> None:
     """Turn the journals of gateways that died (kill -9) into events before serving."""
     from gateway import recovery
+    from gateway.journal import journal
+    from metis_site.servers import WRITER_ENV
+
+    if os.environ.get(WRITER_ENV):  # `metis gateway` started one for its workers
+        journal.use_writer_process()
 
     try:
         await recovery.at_start()
