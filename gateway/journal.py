@@ -275,8 +275,10 @@ class Journal:
         return self._committed.get(segment.path.name, 0) >= segment.size
 
     def use_writer_process(self) -> None:
-        """The writer process inserts what this journal's `f`s hold (`metis gateway`)."""
+        """The writer process inserts what this journal's `f`s hold (`metis gateway`), and
+        loads the spool."""
         self.by_process = True
+        self.writer.loads_spool = False
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every event this process has finished is in the database."""

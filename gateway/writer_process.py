@@ -102,6 +102,9 @@ def run() -> int:
 
 
 def tail(tailer: Tailer, stopping: list) -> None:
+    spooled = EventWriter()  # what a gateway's thread could not write at its last stop
+    spooled.submit([])
+    spooled.close()  # written, or spooled again if the database still refuses
     events = EventWriter()
     while True:
         last_pass = bool(stopping)  # everything written before the signal is read now

@@ -136,17 +136,21 @@ def test_the_writer_dies_with_its_gateway_and_the_next_start_recovers_beside_its
 
 
 @sqlite_only
-def test_events_reach_the_database_while_the_gateway_runs(tmp_path):
+def test_events_and_a_previous_stops_spool_reach_the_database_while_the_gateway_runs(tmp_path):
     with MockProviderThread() as mock:
         env = gateway_env(tmp_path, mock.url)
         token = issue_key(env)
+        spooled = [make_event("test.event", {"n": n}) for n in range(3)]
+        (tmp_path / "spool").mkdir()
+        (tmp_path / "spool" / "events-1.jsonl").write_bytes(b"\n".join(map(orjson.dumps, spooled)))
         gateway = GatewayProcess(env)
         try:
             assert asyncio.run(fire(gateway.url, token, "live", 5)) == [200] * 5
             answered = time.monotonic()
-            wait_for(lambda: recorded(tmp_path / "metis.db") == expected(5),
+            wait_for(lambda: {**expected(5), "test.event": 3} == recorded(tmp_path / "metis.db"),
                      "the events were not written while the gateway ran", gateway)  # fmt: skip
             print(f"written {time.monotonic() - answered:.2f} s after the last answer")
+            assert not list((tmp_path / "spool").glob("events-*.jsonl"))
         finally:
             assert gateway.stop() == 0, gateway.output()
 
