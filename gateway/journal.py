@@ -12,7 +12,7 @@ is another matter (see the README). Who writes the `f`s' events to the database:
 
 - under `metis gateway`, the writer process (gateway/writer_process.py) reads them
   from the files; it publishes how many bytes of each file it has committed;
-- otherwise (a gateway run in a test's thread, METIS_EVENT_WRITER=thread), and for
+- otherwise (a gateway run in a test's thread, METIS_EVENT_WRITER_PROCESS=0), and for
   any `f` that could not be journaled, the in-process event writer: its queue is
   FIFO, so "committed up to position N" says which `f`s are in the database.
 

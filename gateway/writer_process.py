@@ -96,7 +96,8 @@ def run() -> int:
             if stopping:
                 return 0
             time.sleep(0.5)
-        journal_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # gateways then write through their threads
+            journal_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
         tail(Tailer(journal_dir()), stopping)
     return 0
 

@@ -174,3 +174,19 @@ def test_the_tailer_reads_complete_lines_only_and_each_event_once(tmp_path):
     events, offsets = tailer.read()
     assert [e.id for e in events] == [three.id]
     assert offsets == {path.name: len(whole) + len(last)}
+
+
+@sqlite_only
+def test_a_journal_that_cannot_be_written_loses_no_event(tmp_path):
+    (tmp_path / "journal").write_text("a file where the journal's directory should be")
+    with MockProviderThread() as mock:
+        env = gateway_env(tmp_path, mock.url)
+        token = issue_key(env)
+        gateway = GatewayProcess(env)
+        try:
+            assert asyncio.run(fire(gateway.url, token, "unjournaled", CALLS)) == [200] * CALLS
+        finally:
+            assert gateway.stop() == 0, gateway.output()
+    assert "cannot write the call journal" in gateway.output()
+    assert "restarting it" not in gateway.output(), "the writer process died without a journal"
+    assert recorded(tmp_path / "metis.db") == expected(CALLS)
