@@ -248,7 +248,7 @@ def run_uvicorn(host: str, port: int, *, workers: int = 1) -> None:
         timeout_graceful_shutdown=30,
         http=HttpProtocol,  # closes connections whose headers trickle in (slowloris)
         # >1: uvicorn's supervisor, one socket shared by spawned workers, each with its own
-        # lifespan (recovery, journal, event writer) and a replacement if it dies.
+        # lifespan (recovery, journal) and a replacement if it dies.
         workers=workers,
     )
 

@@ -12,7 +12,7 @@ supervisor restarts both.
 
 `metis gateway --workers N` (N > 1) is uvicorn's own supervisor: it binds the port once and
 spawns N workers that share the socket, each running the ASGI lifespan as a lone gateway
-does (recovery of dead journals, its own journal and event writer, a drain and flush on
+does (recovery of dead journals, its own journal, a drain and flush on
 SIGTERM); it replaces a worker that dies, and the replacement's start recovers the dead
 one's journal. Budgets and rate limits must then be shared, so N > 1 needs REDIS_URL;
 and each worker, like the child of `metis serve`, stops when its supervisor dies.
