@@ -56,6 +56,8 @@ class Tailer:
                 with path.open("rb") as file:
                     file.seek(start)
                     data = file.read(READ_BYTES)
+                    if len(data) == READ_BYTES and b"\n" not in data:
+                        data += file.read()  # one line longer than a pass reads
             except FileNotFoundError:
                 continue  # deleted by its gateway, or by recovery
             complete = data.rfind(b"\n") + 1  # a line being written is read next time
