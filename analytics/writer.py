@@ -127,6 +127,9 @@ class EventWriter:
         self._done: dict[int, int] = {}  # first position of a finished batch -> its last
         self.committed = 0
         self._spooled: list[tuple[int, Path]] = []  # spool files loaded, until committed
+        # Off in a gateway whose writer process loads the spool: two loaders could both
+        # find a spooled call not yet recorded, and sum it twice into the rollups.
+        self.loads_spool = True
 
     def submit(self, events: Iterable[PendingEvent]) -> int:
         """Queue the events; returns the position the writer must reach to have them all."""
@@ -146,7 +149,8 @@ class EventWriter:
         return position
 
     def _start(self) -> None:
-        self._load_spool()
+        if self.loads_spool:
+            self._load_spool()
         self._thread = threading.Thread(target=self._run, name="metis-event-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -232,6 +236,11 @@ class EventWriter:
                     connection.close()
                 self._isolate(batch, exc, give_up_after=give_up_after)
                 return
+
+    def write(self, batch: list[PendingEvent]) -> None:
+        """Insert `batch` now, in the calling thread, retried and isolated as the thread's
+        batches are (the writer process, gateway/writer_process.py)."""
+        self._insert(batch, give_up_after=None)
 
     def _finished(self, first: int, last: int) -> None:
         self._done[first] = last

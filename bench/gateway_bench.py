@@ -6,9 +6,11 @@ Starts, as real processes, the mock provider (fixed replies, and a second one th
 tokens 20 ms apart like a real model), then in front of each: the reference proxy
 (bench/reference_proxy.py: uvicorn + aiohttp, nothing else), `metis gateway` as a user
 runs it (auth, a budget and a rate limit on the key, routing, pricing, events, call journal
-and access log all on), and the same gateway with its journal and access log off
-("metis, no journal/log", to show what those two cost). Gateways and proxies are pinned to
-core 0; the mocks and this load generator to core 1.
+and access log all on; its events written by its writer process, whose CPU is shown
+apart), and the same gateway with its journal and access log off ("metis, no
+journal/log", to show what those two cost; its events written by a thread in it).
+Gateways and proxies are pinned to core 0 (a writer process too: it inherits the pin);
+the mocks and this load generator to core 1.
 
 For each shape, streamed and not, every target is measured in the same run:
   - added latency p50 at concurrency 1 (target minus direct, request by request),
@@ -92,6 +94,11 @@ class Target:
     @property
     def pid(self) -> int | None:
         return self.processes[0].pid if self.processes else None
+
+    def writer_cpu_seconds(self) -> float:
+        """CPU time of the writer processes its gateways started (gateway/writer_process.py;
+        one writes, the other waits for the METIS_HOME lock)."""
+        return sum(cpu_seconds(pid) for pid in children(self.processes, b"write-events"))
 
 
 def free_port() -> int:
@@ -233,6 +240,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(processes: tuple[subprocess.Popen, ...], command: bytes) -> list[int]:
+    parents = {process.pid for process in processes}
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid in parents and command in (stat.parent / "cmdline").read_bytes():
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -274,9 +294,14 @@ def measure_case(
         row["added_p50_ms_c1"] = pct(latencies, 0.5) - pct(direct_c1, 0.5)
         paired_added = sorted(a - d for a, d in zip(latencies, direct_c1, strict=True))
         row["added_p99_ms_c1"] = pct(paired_added, 0.99)
-        cpu_before = cpu_seconds(t.pid)
+        cpu_before, writer_before = cpu_seconds(t.pid), t.writer_cpu_seconds()
         g64 = asyncio.run(load(*to[t.name], total=sizes["c64"], concurrency=64))
         row["cpu_us_per_request"] = (cpu_seconds(t.pid) - cpu_before) / sizes["c64"] * 1e6
+        if writer_before:
+            time.sleep(1.0)  # it reads the journal every 0.2 s: let it write the run's events
+            row["writer_cpu_us_per_request"] = (
+                (t.writer_cpu_seconds() - writer_before) / sizes["c64"] * 1e6
+            )
         row["rps_c64"] = g64["rps"]
         row["p99_ms_c64"] = pct(g64["latencies"], 0.99)
         row["errors"] = g64["errors"]
@@ -338,6 +363,8 @@ def print_case(name: str, direct: Target, targets: list[Target]) -> None:
                 line += f"{p50:>{width}.1f} /{p99:>6.1f}ms"
         if r["errors"]:
             line += f"  ERRORS {r['errors']}"
+        if "writer_cpu_us_per_request" in r:
+            line += f"  (+ writer process {r['writer_cpu_us_per_request']:.0f}µs/req)"
         print(line)
 
 
@@ -459,7 +486,7 @@ def main() -> None:
         "metis, no journal/log",
         lambda port, up: [sys.executable, "bench/without_journal.py", "gateway", "--port",
                           str(port)],
-        {"METIS_ACCESS_LOG": "off"}, token, True,
+        {"METIS_ACCESS_LOG": "off", "METIS_EVENT_WRITER_PROCESS": "0"}, token, True,
     )  # fmt: skip
     targets = [reference, full, lean]
     if args.baseline:

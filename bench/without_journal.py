@@ -4,7 +4,8 @@
 
 A bench shows what the journal costs by running without it; no setting turns it off in
 the product, because a gateway without it loses the calls in flight to a `kill -9`.
-Events are still queued to the writer as usual, only nothing is appended to the files.
+Nothing is appended to the files: events go to the in-process writer, the journal's
+fallback when it cannot be written (the bench also sets METIS_EVENT_WRITER_PROCESS=0).
 """
 
 from __future__ import annotations

@@ -5,13 +5,20 @@ Each gateway process appends to its own files, METIS_HOME/journal/<pid>-<run>-<s
 
 - `s` when a call is sent upstream: who, what, where, its budget hold;
 - `u` when a stream's first bytes arrive and whenever its usage changes;
-- `f` with the call's finished events, before they enter the event writer's queue.
+- `f` with the call's finished events.
 
 No fsync: a killed process loses nothing the kernel already holds, and a power loss
-is another matter (see the README). The writer's queue is FIFO, so "committed up to
-position N" says which `f` records are in the database. A file is deleted once it is
-not the newest, every call started in it has finished, and all its events are
-committed; files go oldest first, so an `s` never outlives its `f`.
+is another matter (see the README). Who writes the `f`s' events to the database:
+
+- under `metis gateway`, the writer process (gateway/writer_process.py) reads them
+  from the files; it publishes how many bytes of each file it has committed;
+- otherwise (a gateway run in a test's thread, METIS_EVENT_WRITER_PROCESS=0), and for
+  any `f` that could not be journaled, the in-process event writer: its queue is
+  FIFO, so "committed up to position N" says which `f`s are in the database.
+
+A file is deleted, by its own process, once it is not the newest, every call started
+in it has finished, and all its events are committed; files go oldest first, so an
+`s` never outlives its `f`.
 
 Every live process holds an exclusive flock on each of its files: a file whose lock
 can be taken belongs to a dead process, and `gateway.recovery` turns it into events.
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 ROTATE_RECORDS = 5000
 ROTATE_SECONDS = 2.0
+COMMITTED_CHECK_SECONDS = 0.25  # how often the writer process's offsets are read again
 # A file still held by calls in flight this long has their lines copied forward and goes:
 # a 20-minute stream (or a call that was never recorded) must not keep every later file.
 CARRY_SECONDS = 600.0
@@ -71,12 +79,26 @@ def journal_dir() -> Path:
     return Path(settings.METIS_HOME) / "journal"
 
 
+def committed_path() -> Path:
+    """Where the writer process publishes, per journal file, the bytes it has committed
+    (outside the journal directory, which a clean stop leaves empty)."""
+    return Path(settings.METIS_HOME) / "writer" / "committed"
+
+
+def read_committed() -> dict[str, int]:
+    try:
+        return orjson.loads(committed_path().read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+
+
 @dataclass(slots=True, eq=False)
 class Segment:
     path: Path
     fd: int
     opened: float
     records: int = 0
+    size: int = 0  # bytes written
     open_calls: int = 0  # calls whose latest start lines are here and who have no `f` yet
     last_position: int = 0  # the writer position of the newest `f` written here
 
@@ -102,6 +124,9 @@ class Journal:
         self.writer = events
         self.rotate_records = rotate_records
         self.carry_seconds = carry_seconds
+        self.by_process = False  # a writer process reads the `f`s (use_writer_process())
+        self._committed: dict[str, int] = {}
+        self._committed_read = 0.0
         self._begin()
         os.register_at_fork(after_in_child=self._begin)
 
@@ -133,16 +158,18 @@ class Journal:
                 entry[1][1:] = [line]
 
     def finished(self, request_id: str | None, events: list[PendingEvent]) -> bool:
-        """Write the call's events, then hand them to the writer, in that order: between the
-        two a crash finds them here; after, the writer's position tells when they are in.
-        False when they could not be journaled (they are queued all the same)."""
+        """Write the call's events; the writer process takes them from here. Without one,
+        or when they could not be journaled, hand them to the in-process writer too, in
+        that order: a crash between the two finds them here; after, the writer's position
+        tells when they are in. False when they could not be journaled."""
         # orjson writes the PendingEvent dataclasses as objects; recovery reads them back.
         line = orjson.dumps({"k": "f", "id": request_id, "events": events}) + b"\n"
         with self._lock:
             segment = self._append(line)
-            position = self.writer.submit(events)
-            if segment is not None:
-                segment.last_position = max(segment.last_position, position)
+            if segment is None or not self.by_process:
+                position = self.writer.submit(events)
+                if segment is not None:
+                    segment.last_position = max(segment.last_position, position)
             if request_id is not None and (entry := self._open.pop(request_id, None)):
                 entry[0].open_calls -= 1
             self._collect()
@@ -160,6 +187,7 @@ class Journal:
             self._broken(exc)
             return None
         segment.records += 1
+        segment.size += len(line)
         return segment
 
     def _current(self) -> Segment | None:
@@ -192,7 +220,7 @@ class Journal:
         committed = self.writer.committed
         while len(self._segments) > 1:
             oldest = self._segments[0]
-            if oldest.last_position > committed:
+            if oldest.last_position > committed or not self._read_out(oldest, fresh=False):
                 return
             young = time.monotonic() - oldest.opened < self.carry_seconds
             if oldest.open_calls > 0 and (young or not self._carry(oldest)):
@@ -211,6 +239,7 @@ class Journal:
                 self._broken(exc)
                 return False
             current.records += len(lines)
+            current.size += sum(map(len, lines))
             oldest.open_calls -= 1
             current.open_calls += 1
             self._open[request_id] = (current, lines)
@@ -232,16 +261,55 @@ class Journal:
             )
         self._broken_since = time.monotonic()
 
+    def _read_out(self, segment: Segment, *, fresh: bool) -> bool:
+        """Whether the writer process has committed all of `segment` (always, without
+        one). Its offsets are read again at most every COMMITTED_CHECK_SECONDS, unless
+        `fresh`: this runs on the hot path."""
+        if not self.by_process:
+            return True
+        if self._committed.get(segment.path.name, 0) >= segment.size:
+            return True
+        now = time.monotonic()
+        if fresh or now - self._committed_read > COMMITTED_CHECK_SECONDS:
+            self._committed, self._committed_read = read_committed(), now
+        return self._committed.get(segment.path.name, 0) >= segment.size
+
+    def use_writer_process(self) -> None:
+        """The writer process inserts what this journal's `f`s hold (`metis gateway`), and
+        loads the spool."""
+        self.by_process = True
+        self.writer.loads_spool = False
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every event this process has finished is in the database."""
+        deadline = time.monotonic() + timeout
+        if not self.writer.flush(timeout):
+            return False
+        while True:
+            with self._lock:
+                if all(self._read_out(segment, fresh=True) for segment in self._segments):
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
     def close(self) -> None:
-        """Close the writer (everything written or spooled), then delete every segment
-        whose calls have all finished; keep the rest for the next start."""
+        """Close the writer (everything written or spooled) and wait, a while, for the
+        writer process, then delete every segment whose calls have all finished and are
+        written; keep the rest for the next start."""
         self.writer.close()
+        if self.by_process and not self.flush(settings.METIS_EVENT_SHUTDOWN_SECONDS):
+            logger.error("the writer process has not written this gateway's calls yet")
         with self._lock:
             committed = self.writer.committed
             while self._segments:
                 oldest = self._segments[0]
-                if oldest.open_calls > 0 or oldest.last_position > committed:
-                    logger.error("calls still open at exit: kept %s for the next start",
+                if (
+                    oldest.open_calls > 0
+                    or oldest.last_position > committed
+                    or not self._read_out(oldest, fresh=False)
+                ):
+                    logger.error("calls open or unwritten at exit: kept %s for the next start",
                                  oldest.path)  # fmt: skip
                     return
                 self._delete(self._segments.pop(0))

@@ -4,8 +4,9 @@ A journal file whose flock can be taken belongs to a process that is gone (kill 
 OOM, power cut of a container). For each such process, all its files are locked
 together, then:
 
-- its finished calls' events (`f`) go to the writer again (the writer skips ids it
-  already has, so events that were committed before the crash are not doubled);
+- its finished calls' events (`f`) are journaled again, for the writer (which skips
+  ids it already has, so events that were committed before the crash are not doubled;
+  the writer process may have read the dead files too);
 - each call it started but never finished becomes `route.decided`,
   `llm.call_completed` and `turn.completed` with error_class GATEWAY_STOPPED, the
   usage its stream had reported, priced, and status 0 when the client had no answer
@@ -39,7 +40,7 @@ from asgiref.sync import sync_to_async
 from ulid import ULID
 
 from analytics.usage import Usage
-from analytics.writer import PendingEvent, writer
+from analytics.writer import PendingEvent
 from gateway import budgets, calls, routing
 from gateway.journal import Journal, journal, journal_dir, read
 
@@ -73,7 +74,7 @@ async def at_start() -> Recovered:
             found.stopped,
             STOPPED,
         )
-        await sync_to_async(writer.flush, thread_sensitive=False)(10.0)
+        await sync_to_async(journal.flush, thread_sensitive=False)(10.0)
     return found
 
 

@@ -5,7 +5,8 @@ will need and freezes it out of the garbage collector's sight (`settle()`), and
 listens for published changes (gateway/invalidation.py), after recovering the calls
 of gateways that died without shutting down (gateway/recovery.py); on shutdown
 (SIGTERM / Ctrl-C, after uvicorn has drained in-flight requests) it closes the
-upstream pools and writes every queued event before the process exits.
+upstream pools and waits until every event is written (by the writer process that
+`metis gateway` runs, or by its own thread) before the process exits.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ def settle() -> None:
 async def recover() -> None:
     """Turn the journals of gateways that died (kill -9) into events before serving."""
     from gateway import recovery
+    from gateway.journal import journal
+    from metis_site.servers import WRITER_ENV
+
+    if os.environ.get(WRITER_ENV):  # `metis gateway` started one for its workers
+        journal.use_writer_process()
 
     try:
         await recovery.at_start()

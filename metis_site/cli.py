@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--calls", type=int, default=300, help="calls to send (300)")
     demo.set_defaults(handler=run_demo, role="cli")
 
+    writer = commands.add_parser("write-events", help="the event writer 'metis gateway' runs")
+    writer.set_defaults(handler=run_event_writer, role="writer")
+
     manage = commands.add_parser("manage", help="run a Django management command")
     manage.add_argument("arguments", nargs=argparse.REMAINDER)
     manage.set_defaults(handler=run_manage, role="cli")
@@ -245,7 +248,7 @@ def run_uvicorn(host: str, port: int, *, workers: int = 1) -> None:
         timeout_graceful_shutdown=30,
         http=HttpProtocol,  # closes connections whose headers trickle in (slowloris)
         # >1: uvicorn's supervisor, one socket shared by spawned workers, each with its own
-        # lifespan (recovery, journal, event writer) and a replacement if it dies.
+        # lifespan (recovery, journal) and a replacement if it dies.
         workers=workers,
     )
 
@@ -312,8 +315,24 @@ def run_gateway(args: argparse.Namespace) -> int:
     workers = f" ({args.workers} workers)" if args.workers > 1 else ""
     print(f"metis: gateway on http://{display_host(args.host)}:{args.port}{workers}")
     warn_without_tls(args.host, "tokens, prompts and answers")
-    run_uvicorn(args.host, args.port, workers=args.workers)
+    from django.conf import settings
+
+    if not settings.METIS_EVENT_WRITER_PROCESS:
+        run_uvicorn(args.host, args.port, workers=args.workers)
+        return 0
+    with servers.WriterProcess():
+        run_uvicorn(args.host, args.port, workers=args.workers)
     return 0
+
+
+def run_event_writer(args: argparse.Namespace) -> int:
+    from metis_site import servers
+
+    servers.stop_with_parent()  # SIGTERM: it writes what is left, then exits
+    setup_django(migrate=False)
+    from gateway import writer_process
+
+    return writer_process.run()
 
 
 def run_mock_provider(args: argparse.Namespace) -> int:

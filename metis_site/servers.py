@@ -12,10 +12,16 @@ supervisor restarts both.
 
 `metis gateway --workers N` (N > 1) is uvicorn's own supervisor: it binds the port once and
 spawns N workers that share the socket, each running the ASGI lifespan as a lone gateway
-does (recovery of dead journals, its own journal and event writer, a drain and flush on
+does (recovery of dead journals, its own journal, a drain and flush on
 SIGTERM); it replaces a worker that dies, and the replacement's start recovers the dead
 one's journal. Budgets and rate limits must then be shared, so N > 1 needs REDIS_URL;
 and each worker, like the child of `metis serve`, stops when its supervisor dies.
+
+Either way, the process that runs uvicorn also runs the writer process
+(gateway/writer_process.py), which writes the events all the workers journal, and
+restarts it if it dies. It is stopped last, after uvicorn has drained its calls and
+each worker has waited for its events to be written, and in its own session, so a
+terminal's Ctrl-C does not stop it while the gateway still drains.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import threading
 
 PARENT_ENV = "METIS_STOP_WITH_PARENT"
 STOP_SECONDS = 90  # its drain (30 s) and its event flush (METIS_EVENT_SHUTDOWN_SECONDS, 30 s)
+WRITER_ENV = "METIS_WRITER_PROCESS"  # set for the gateway processes a writer process serves
+RESTART_SECONDS = 1.0
 
 
 class GatewayChild:
@@ -77,6 +85,60 @@ class GatewayChild:
             print("metis: the gateway did not stop in time; killed it", file=sys.stderr)
             self.process.kill()
             self.process.wait()
+
+
+class WriterProcess:
+    """The writer process of `metis gateway`, restarted when it dies; a context manager
+    that stops it (it writes what is left first)."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.stopping = threading.Event()
+        self.started = threading.Event()
+        self.watcher: threading.Thread | None = None
+
+    def __enter__(self) -> WriterProcess:
+        os.environ[WRITER_ENV] = "1"  # the gateway processes, started after this, read it
+        self.watcher = threading.Thread(target=self.supervise, name="writer-process", daemon=True)
+        self.watcher.start()
+        self.started.wait(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def supervise(self) -> None:
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        env.pop(WRITER_ENV)
+        while not self.stopping.is_set():
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "metis_site.cli", "write-events"],
+                env=env, start_new_session=True,
+            )  # fmt: skip
+            self.started.set()
+            status = self.process.wait()
+            if self.stopping.is_set():
+                return
+            print(
+                f"metis: the event writer (pid {self.process.pid}) stopped with exit status"
+                f" {status}; restarting it",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.stopping.wait(RESTART_SECONDS)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:  # the database is gone: the journal keeps them
+            print("metis: the event writer did not stop in time; killed it", file=sys.stderr)
+            process.kill()
+            process.wait()
 
 
 def stop_with_parent() -> None:

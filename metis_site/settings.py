@@ -337,6 +337,9 @@ METIS_CLIENT_BODY_TIMEOUT = envfloat("METIS_CLIENT_BODY_TIMEOUT", 60.0)
 METIS_METRICS_TOKEN = os.environ.get("METIS_METRICS_TOKEN", "")
 METIS_METRICS_OPEN = envbool("METIS_METRICS_OPEN", False)
 METIS_EVENT_SHUTDOWN_SECONDS = envfloat("METIS_EVENT_SHUTDOWN_SECONDS", 30.0)
+# `metis gateway` writes events from a process of its own, fed by the call journal
+# (gateway/writer_process.py); off, each gateway process writes its own from a thread.
+METIS_EVENT_WRITER_PROCESS = envbool("METIS_EVENT_WRITER_PROCESS", True)
 # Raw events older than this many days are pruned by `metis serve` once a day (and by
 # `metis manage prune`); 0, the default, keeps them forever. Calls and rollups stay.
 METIS_EVENT_RETENTION_DAYS = envint("METIS_EVENT_RETENTION_DAYS", 0)
