@@ -9,6 +9,7 @@ not yield usable tokens, and rotating Django's SECRET_KEY does not revoke keys.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 
@@ -30,8 +31,7 @@ def new_token() -> str:
 
 def hash_token(token: str) -> str:
     secret = settings.METIS_KEY_HASH_SECRET.encode()
-    # hmac.digest: the one-shot C path, a third cheaper than hmac.new() on every request.
-    return hmac.digest(secret, token.encode(), "sha256").hex()
+    return hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()
 
 
 def looks_like_token(value: str) -> bool:
