@@ -4,6 +4,7 @@ the quotas the gateway enforces (analytics.budgets) and the dashboard's calendar
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,22 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime | None
     # Built from dates, so a day that DST makes 23 or 25 hours long still ends at midnight.
     start = datetime(first.year, first.month, first.day, tzinfo=tz)
     return start, datetime(after.year, after.month, after.day, tzinfo=tz)
+
+
+_current: dict[tuple[str, str], tuple[float, float, tuple[datetime, datetime | None]]] = {}
+
+
+def current_bounds(period: str, now: datetime) -> tuple[datetime, datetime | None]:
+    """`period_bounds(period, now)`, kept while `now` is inside it: the budget check asks
+    for every rule of every call, and the answer changes once a day at most. Compared as
+    timestamps, which an aware datetime in the zone would recompute its offset for."""
+    key = (period, settings.TIME_ZONE)
+    at = now.timestamp()
+    kept = _current.get(key)
+    if kept is None or not kept[0] <= at < kept[1]:
+        start, end = bounds = period_bounds(period, now)
+        kept = _current[key] = (start.timestamp(), end.timestamp() if end else math.inf, bounds)
+    return kept[2]
 
 
 def previous_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:

@@ -31,6 +31,8 @@ def new_token() -> str:
 
 def hash_token(token: str) -> str:
     secret = settings.METIS_KEY_HASH_SECRET.encode()
+    # Not hmac.digest(): it lets go of the GIL for any input, and on the gateway's event
+    # loop the GIL then comes back only after the writer's thread yields it (up to 5 ms).
     return hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()
 
 

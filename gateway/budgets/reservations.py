@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from analytics import budgets as analytics_budgets
 from analytics import pricing
-from analytics.budgets import period_bounds
+from analytics.periods import current_bounds
 from analytics.usage import Usage
 from gateway import routing
 from gateway.budgets import alerts, shared_ledger
@@ -143,7 +143,7 @@ async def hold(
 ) -> Reservation:
     now = timezone.now()
     capped = [
-        (rule, period_bounds(rule.period, now))
+        (rule, current_bounds(rule.period, now))
         for rule in rules
         if rule.hard is not None or rule.soft is not None
     ]
@@ -248,7 +248,7 @@ async def check_shared(
     refused = await shared_ledger.reserve(request_id, slots, worst, seed_spend)
     if refused is not None:
         rule, committed = refused
-        raise exceeded(rule, committed, period_bounds(rule.period, timezone.now())[1])
+        raise exceeded(rule, committed, current_bounds(rule.period, timezone.now())[1])
     return Reservation(worst, rules, slots, request_id, key_id, shared=True)
 
 
