@@ -27,7 +27,6 @@ from analytics.scope import Scope, Viewer
 from identity.models import GatewayKey, Quota, TeamMembership
 
 EVERYONE = Viewer(kind="all")
-SPEND_SUMS = ("calls", "cost_usd", "unpriced_calls")  # all a budget reads
 
 
 def scope_of(quota: Quota) -> tuple[str, str]:
@@ -92,7 +91,7 @@ def _sums(window: Scope, column: str, values: set[str]) -> dict[str, tuple[Decim
     if not values:
         return {}
     where = Q(**{f"{column}__any_of": sorted(values)})
-    groups, _ = aggregate(EVERYONE, window, (column,), where=where, sums=SPEND_SUMS)
+    groups, _ = aggregate(EVERYONE, window, (column,), where=where, sums=queries.KEY_SUMS)
     return {
         key: (money(agg.sums["cost_usd"]), agg.sums["unpriced_calls"])
         for (key,), agg in groups.items()
@@ -328,12 +327,8 @@ def by_key(
     viewer's scope, so its budget is too)."""
     rows = queries.by_key(viewer, scope, groups)
     ids = {row["gateway_key_id"] for row in rows if row["gateway_key_id"]}
-    # As queries.key_owners: thousands of ids cost more as an IN list than reading every
-    # key's quota (a few of the keys have one).
-    quotas = Quota.objects.filter(key__isnull=False).order_by("id")
-    if len(ids) <= queries.OWNERS_BY_ID:
-        quotas = quotas.filter(key_id__in=sorted(ids))
-    quotas = [quota for quota in quotas if quota.key_id in ids]
+    quotas = queries.among_keys(Quota.objects.filter(key__isnull=False), "key_id", ids)
+    quotas = [quota for quota in quotas.order_by("id") if quota.key_id in ids]
     now = timezone.now()
     known = statuses(quotas, now, memo)
     by_key_id = _grouped(quotas, lambda q: q.key_id)

@@ -317,10 +317,10 @@ def run_gateway(args: argparse.Namespace) -> int:
     warn_without_tls(args.host, "tokens, prompts and answers")
     from django.conf import settings
 
-    if not settings.METIS_EVENT_WRITER_PROCESS:
-        run_uvicorn(args.host, args.port, workers=args.workers)
-        return 0
-    with servers.WriterProcess():
+    writing = (
+        servers.WriterProcess() if settings.METIS_EVENT_WRITER_PROCESS else contextlib.nullcontext()
+    )
+    with writing:
         run_uvicorn(args.host, args.port, workers=args.workers)
     return 0
 

@@ -48,12 +48,7 @@ class GatewayChild:
         self.died: int | None = None  # its exit status, when it stopped on its own
 
     def __enter__(self) -> GatewayChild:
-        env = {**os.environ, PARENT_ENV: str(os.getpid())}
-        command = [sys.executable, "-m", "metis_site.cli", "gateway"]
-        self.process = subprocess.Popen(
-            [*command, "--host", self.host, "--port", str(self.port)],
-            env=env, start_new_session=True,
-        )  # fmt: skip
+        self.process = start_child("gateway", "--host", self.host, "--port", str(self.port))
         threading.Thread(target=self.watch, name="gateway-child", daemon=True).start()
         return self
 
@@ -75,16 +70,7 @@ class GatewayChild:
 
     def stop(self) -> None:
         self.stopping = True
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            # Its journal keeps what it had not written; the next start records it.
-            print("metis: the gateway did not stop in time; killed it", file=sys.stderr)
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, "the gateway")
 
 
 class WriterProcess:
@@ -108,13 +94,8 @@ class WriterProcess:
         self.stop()
 
     def supervise(self) -> None:
-        env = {**os.environ, PARENT_ENV: str(os.getpid())}
-        env.pop(WRITER_ENV)
         while not self.stopping.is_set():
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "metis_site.cli", "write-events"],
-                env=env, start_new_session=True,
-            )  # fmt: skip
+            self.process = start_child("write-events")
             self.started.set()
             status = self.process.wait()
             if self.stopping.is_set():
@@ -129,16 +110,30 @@ class WriterProcess:
 
     def stop(self) -> None:
         self.stopping.set()
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:  # the database is gone: the journal keeps them
-            print("metis: the event writer did not stop in time; killed it", file=sys.stderr)
-            process.kill()
-            process.wait()
+        stop_child(self.process, "the event writer")
+
+
+def start_child(*arguments: str) -> subprocess.Popen:
+    """`metis ARGUMENTS` in a session of its own (a terminal's Ctrl-C reaches only this
+    process, which stops it), asked to stop if this process dies."""
+    env = {**os.environ, PARENT_ENV: str(os.getpid())}
+    env.pop(WRITER_ENV, None)  # for the workers of this process's own uvicorn only
+    command = [sys.executable, "-m", "metis_site.cli", *arguments]
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def stop_child(process: subprocess.Popen | None, name: str) -> None:
+    """SIGTERM, then wait for its drain and writes; killed if it overstays (its journal
+    keeps what it had not written, and the next start records it)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        print(f"metis: {name} did not stop in time; killed it", file=sys.stderr)
+        process.kill()
+        process.wait()
 
 
 def stop_with_parent() -> None:
