@@ -36,7 +36,10 @@ def get(viewer: Viewer, session_id: str) -> AgentSession:
 
 
 def turns_of(session: AgentSession) -> list[Turn]:
-    return list(session.turns.order_by("index"))
+    # A turn and the session's count are committed together, but read in two statements:
+    # a turn stored between them would show without its count and totals. Turns below the
+    # count are exactly those the session row already counts.
+    return list(session.turns.filter(index__lt=session.turn_count).order_by("index"))
 
 
 def summary(session: AgentSession) -> dict[str, Any]:

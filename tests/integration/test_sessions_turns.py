@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import re
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
+from agent import store
+from agent.models import AgentSession
+from analytics.usage import Usage
 from identity.models import Workspace
 from tests.factories import make_key, make_team, make_user
 
@@ -84,6 +88,25 @@ def test_a_rule_on_the_in_process_shape_applies_to_sessions_alone(agent_server, 
     assert (turn["model"], turn["provider"], turn["decided_by"]) == (
         "gpt-5-mini", "openai", "routing_rules",
     )  # fmt: skip
+
+
+def test_a_session_read_while_its_turn_is_stored_shows_the_turn_with_its_totals():
+    """The session row and its turns are read in two statements; a turn committed between
+    them must not show beside a count and totals that leave it out."""
+    session = AgentSession.objects.create(id=store.new_session_id(), gateway_key_id="gk_x")
+    read_first = AgentSession.objects.get(pk=session.id)  # the API has read the session row
+    outcome = store.Outcome(
+        turn_id=store.new_turn_id(), status="completed", user_message="hi", tool_results=None,
+        text="hello", tool_calls=[], stop_reason="end_turn", error="", model="claude-haiku-4-5",
+        provider="anthropic", decided_by="request", call_id="metis_x",
+        usage=Usage(input_tokens=10, output_tokens=2), cost_usd=Decimal("0.00002"),
+    )  # fmt: skip
+    store.save_turn(session.id, outcome)  # ...and a turn lands before its turns are read
+    early = store.whole(read_first)
+    assert (early["turn_count"], early["turns"]) == (0, [])
+    late = store.whole(AgentSession.objects.get(pk=session.id))
+    assert late["turn_count"] == 1 and late["total_cost_usd"] == Decimal("0.00002")
+    assert [t["text"] for t in late["turns"]] == ["hello"]
 
 
 def wait_for_turn(http: httpx.Client, session_id: str) -> dict:
