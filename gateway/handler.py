@@ -33,6 +33,9 @@ or 5xx is logged as Django logs it.
 The process also drops the request signals' database housekeeping
 (`close_old_connections`, `reset_queries`): it only matters to views that use
 the ORM on the request thread, and it is what made the close a blocking call.
+For the same reason of doing nothing per call that resets nothing, it drops
+`close_caches` and `reset_urlconf` (the gateway uses no Django cache and sets no
+per-request URLconf), and sets the script prefix only when it is not "/".
 """
 
 from __future__ import annotations
@@ -43,8 +46,10 @@ import io
 
 from django.conf import settings
 from django.core import signals
+from django.core.cache import close_caches
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import reset_urlconf
 from django.core.handlers.exception import response_for_exception
 from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponse
@@ -91,7 +96,8 @@ class GatewayASGIHandler(ASGIHandler):
             return await self.refuse(render(GatewayError(exc.status, exc.message), shape), send)
         except RequestAborted:
             return
-        set_script_prefix(get_script_prefix(scope))
+        if (prefix := get_script_prefix(scope)) not in ("", "/"):  # unset already reads "/"
+            set_script_prefix(prefix)
         await signals.request_started.asend(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
@@ -178,6 +184,11 @@ class GatewayASGIHandler(ASGIHandler):
 
 
 def drop_request_db_housekeeping() -> None:
+    """The database housekeeping, and the request_finished receivers that reset what the
+    gateway never sets: Django's cache connections (it has none) and a per-request URLconf
+    (none is set). Sending the signal to them took 1-2 % of a call's CPU."""
     signals.request_started.disconnect(reset_queries)
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_caches)
+    signals.request_finished.disconnect(reset_urlconf)
