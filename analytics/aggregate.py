@@ -5,7 +5,8 @@ latency bucket and a window's edges mean the same everywhere.
 
 A window is cut at hour and UTC-day boundaries (`segments`): whole days are read from
 `CallDay`, whole hours from `CallHour`, the partial hours at either edge from `Call`, so
-totals are exact at the edges without scanning a month of calls. Whole hours and days
+totals are exact at the edges without scanning a month of calls (a window that ends now
+reads the rest of its last day whole: no call is stamped later). Whole hours and days
 come from the narrowest rollup that holds every column the read groups or filters by
 (`models.GRAINS`: totals and per-model reads from `ModelHour`/`ModelDay`, per-key,
 per-account and per-team reads from `KeyDay`, and whole UTC weeks from `KeyWeek`), so
@@ -244,12 +245,22 @@ Part = tuple[Source, datetime, datetime]
 
 
 def segments(
-    start: datetime, end: datetime, *, days: bool = True, weeks: bool = False
+    start: datetime,
+    end: datetime,
+    *,
+    days: bool = True,
+    weeks: bool = False,
+    until_now: bool = False,
 ) -> list[Part]:
     """The window [start, end) cut into parts, each read from one table: whole UTC weeks
     (Monday to Monday) from the week table when asked, whole UTC days from the day table,
-    whole hours from `CallHour`, the partial hours at the edges from `Call`."""
+    whole hours from `CallHour`, the partial hours at the edges from `Call`. A window
+    `until_now` holds every call of the rest of its last day (or hour, without days):
+    none is stamped later, so that day is read whole from its day rollup, a few thousand
+    rows where its hours were tens of thousands."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if until_now:
+        end = ceil_day(end) if days else ceil_hour(end)
     first_hour, last_hour = ceil_hour(start), floor_hour(end)
     if first_hour >= last_hour:
         return [("call", start, end)] if start < end else []
@@ -313,13 +324,16 @@ def aggregate(
 def _reading(*, grouped: bool) -> Iterator[None]:
     """One read-only transaction for a whole read, tuned for it on PostgreSQL: its JIT
     compiler is off (at ten million calls it spent 30-60 ms compiling each 150-200 ms
-    read, more than it saved), and grouped reads hash thousands of groups in memory,
-    where 4 MB (the default work_mem) may spill."""
+    read, more than it saved); random reads are priced as an SSD's or a cached page's
+    (a month of the day rollup, the table's last tenth, was read by a parallel scan of the
+    whole table: 64 ms, where its index took 32); and grouped reads hash thousands of
+    groups in memory, where 4 MB (the default work_mem) may spill."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 memory = ", set_config('work_mem', '64MB', true)" if grouped else ""
-                cursor.execute(f"SELECT set_config('jit', 'off', true){memory}")
+                cursor.execute("SELECT set_config('jit', 'off', true), "
+                               f"set_config('random_page_cost', '1.1', true){memory}")  # fmt: skip
         yield
 
 
@@ -342,7 +356,8 @@ def _aggregate(
     use_days = "hour" not in dims and ("day" not in dims or utc)
     grain = grain_for(dims, base)
     weeks = grain.week is not None and not time_dims
-    parts = segments(scope.start, scope.end, days=use_days, weeks=weeks)
+    parts = segments(scope.start, scope.end, days=use_days, weeks=weeks,
+                     until_now=scope.until_now)  # fmt: skip
     lat = latency and not exact
     if time_dims:
         groups = _by_part(base, dims, parts, grain, lat)

@@ -69,7 +69,7 @@ def usages(wanted: Iterable[Wanted]) -> dict[Wanted, tuple[Decimal, int]]:
         ids = {scope: {i for s, i, t in wanted if s == scope and t == start}
                for scope in ("team", "user", "key")}  # fmt: skip
         keys = ids["key"] | {k for user in ids["user"] for k in owned[user]}
-        window = Scope(start=start, end=now)
+        window = Scope(start=start, end=now, until_now=True)
         teams = _sums(window, "team", ids["team"])
         per_key = _sums(window, "gateway_key_id", keys)
         zero = (Decimal(0), 0)

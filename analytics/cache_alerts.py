@@ -75,7 +75,7 @@ def _enough(agg: Agg) -> bool:
 def verdicts(now: datetime) -> list[Verdict]:
     """Every key with enough volume in the last 24 hours, dropped or not."""
     everyone = Viewer(kind="all")
-    recent, _ = aggregate(everyone, Scope(now - RECENT, now), ("gateway_key_id",))
+    recent, _ = aggregate(everyone, Scope(now - RECENT, now, until_now=True), ("gateway_key_id",))
     base, _ = aggregate(everyone, Scope(now - RECENT - BASELINE, now - RECENT), ("gateway_key_id",))
     found = []
     for (key_id,), agg in recent.items():

@@ -79,6 +79,10 @@ class Scope:
     label: str | None = None
     team: str | None = None
     workspace: str | None = None
+    # The window ends when it is read (a rolling or this-period window, `from` without
+    # `to`): nothing is stamped after it, so the rest of its last day is read whole from
+    # the day rollups (analytics.aggregate.segments).
+    until_now: bool = False
 
     @property
     def filters(self) -> dict[str, str]:
@@ -130,7 +134,7 @@ def parse_scope(params: Mapping[str, str], now: datetime) -> Scope:
             if not value.isprintable():  # no name has them, and PostgreSQL refuses NUL
                 raise ScopeError(name, "must not contain control characters")
             filters[name] = value.strip()
-    return Scope(start=start, end=end, **filters)
+    return Scope(start=start, end=end, until_now=end == now, **filters)
 
 
 def window_bounds(window: str, now: datetime) -> tuple[datetime, datetime]:

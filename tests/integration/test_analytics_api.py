@@ -283,6 +283,37 @@ def test_the_rollup_agrees_with_the_calls_and_rebuild_reproduces_it(api):
     assert abs(totals["p50_latency_ms"] - exact_p50) / exact_p50 < 0.42  # within a √2 bucket
 
 
+def test_a_window_that_ends_now_reads_the_rest_of_its_last_day_whole():
+    start, end = datetime(2026, 1, 1, 7, 45, tzinfo=UTC), datetime(2026, 1, 3, 16, 20, tzinfo=UTC)
+    assert segments(start, end, until_now=True) == [
+        ("call", start, datetime(2026, 1, 1, 8, tzinfo=UTC)),
+        ("hour", datetime(2026, 1, 1, 8, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)),
+        ("day", datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 4, tzinfo=UTC)),
+    ]
+    # Per hour (no day table), the rest of its last hour.
+    assert segments(start, end, days=False, until_now=True)[-1] == (
+        "hour", datetime(2026, 1, 1, 8, tzinfo=UTC), datetime(2026, 1, 3, 17, tzinfo=UTC),
+    )  # fmt: skip
+
+
+def test_windows_that_end_now_count_the_calls_just_made(api):
+    now = datetime.now(UTC)
+    ages = [timedelta(seconds=1), timedelta(minutes=61), timedelta(hours=25), timedelta(days=8)]
+    costs = [Decimal("0.001"), Decimal("0.002"), Decimal("0.003"), Decimal("0.004")]
+    write([call_event(now - age, key=f"gk_{i}", cost=str(cost))
+           for i, (age, cost) in enumerate(zip(ages, costs, strict=True))])  # fmt: skip
+    for window, calls in (("1h", 1), ("24h", 2), ("7d", 3), ("30d", 4)):
+        totals = api("cost", window=window)["totals"]
+        assert totals["calls"] == calls, window
+        assert Decimal(str(totals["cost_usd"])) == sum(costs[:calls]), window
+        keys = {g["key"]: g["calls"] for g in api("cost", window=window, group_by="key")["groups"]}
+        assert keys == {f"gk_{i}": 1 for i in range(calls)}, window
+        by_day = api("cost", window=window, group_by="day")["groups"]
+        assert sum(g["calls"] for g in by_day) == calls, window
+    since = {"from": (now - timedelta(hours=2)).isoformat()}  # no `to`: until now
+    assert api("cost", **since)["totals"]["calls"] == 2
+
+
 def narrow_tables() -> list[tuple]:
     return [
         sorted(table.objects.values_list(*columns, "calls", "cost_usd", "errors", "lat_12"))
