@@ -303,6 +303,24 @@ def _rows(qs: Any, dim_exprs: dict[str, Any], sums: dict[str, Any]) -> list[dict
     return list(qs.annotate(**dim_exprs).values(*dim_exprs).annotate(**sums).order_by())
 
 
+@contextmanager
+def _reading() -> Iterator[None]:
+    """One read-only transaction for a whole read, tuned for it on PostgreSQL: its JIT
+    compiler is off (at ten million calls it spent 30-60 ms compiling each 150-200 ms
+    read, more than it saved); random reads are priced as an SSD's or a cached page's
+    (a month of the day rollup, the table's last tenth, was read by a parallel scan of the
+    whole table: 64 ms, where its index took 32); and grouped reads hash thousands of
+    groups in memory, where 4 MB (the default work_mem) may spill."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('jit', 'off', true), "
+                               "set_config('random_page_cost', '1.1', true), "
+                               "set_config('work_mem', '64MB', true)")  # fmt: skip
+        yield
+
+
+@_reading()
 def aggregate(
     viewer: Viewer,
     scope: Scope,
@@ -316,36 +334,6 @@ def aggregate(
     columns `Call` and the rollups share); returns (groups, exact_percentiles).
     `sums`: the only sums wanted (`calls` first), when not all of them (thousands of
     groups: each sum costs the database and Python per group); per day or hour, all."""
-    with _reading(grouped=bool(dims)):
-        return _aggregate(viewer, scope, dims, latency=latency, where=where, sums=sums)
-
-
-@contextmanager
-def _reading(*, grouped: bool) -> Iterator[None]:
-    """One read-only transaction for a whole read, tuned for it on PostgreSQL: its JIT
-    compiler is off (at ten million calls it spent 30-60 ms compiling each 150-200 ms
-    read, more than it saved); random reads are priced as an SSD's or a cached page's
-    (a month of the day rollup, the table's last tenth, was read by a parallel scan of the
-    whole table: 64 ms, where its index took 32); and grouped reads hash thousands of
-    groups in memory, where 4 MB (the default work_mem) may spill."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                memory = ", set_config('work_mem', '64MB', true)" if grouped else ""
-                cursor.execute("SELECT set_config('jit', 'off', true), "
-                               f"set_config('random_page_cost', '1.1', true){memory}")  # fmt: skip
-        yield
-
-
-def _aggregate(
-    viewer: Viewer,
-    scope: Scope,
-    dims: tuple[str, ...],
-    *,
-    latency: bool,
-    where: Q | None,
-    sums: tuple[str, ...],
-) -> tuple[dict[tuple, Agg], bool]:
     base = viewer.q() & scope.q() & (where or Q())
     # Exact percentiles read every call's latency: for short windows, and not per hour or
     # day (truncating each call's timestamp costs more than the histogram's precision).

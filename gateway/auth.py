@@ -84,16 +84,13 @@ KEPT_HASHES = 10_000
 
 
 async def lookup(token: str) -> KeySnapshot | None:
-    token_hash = _hashes.get(token)
-    if token_hash is None:
-        token_hash = keys.hash_token(token)
-        key = await _keys.get(token_hash)
-        if key is not None:
-            if len(_hashes) >= KEPT_HASHES:
-                _hashes.clear()
-            _hashes[token] = token_hash
-        return key
-    return await _keys.get(token_hash)
+    token_hash = _hashes.get(token) or keys.hash_token(token)
+    key = await _keys.get(token_hash)
+    if key is not None and token not in _hashes:
+        if len(_hashes) >= KEPT_HASHES:
+            _hashes.clear()
+        _hashes[token] = token_hash
+    return key
 
 
 async def lookup_hash(token_hash: str) -> KeySnapshot | None:
