@@ -21,7 +21,7 @@ import orjson
 from analytics import pricing
 from analytics.usage import Usage
 from analytics.writer import PendingEvent, make_event
-from gateway import access_log, budgets, metrics, routing, telemetry
+from gateway import access_log, budgets, metrics, pacing, routing, telemetry
 from gateway.auth import Caller
 from gateway.budgets import Reservation
 from gateway.journal import journal
@@ -54,6 +54,7 @@ class Call:
     noted: tuple[Usage | None, float] = (None, 0.0)  # the usage last journaled, and when
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
     dropped_params: list[str] = field(default_factory=list)  # by the key's policy, crossing
+    pacer: pacing.Pacer | None = None  # counts this stream until its first byte goes out
 
     @property
     def upstream_shape(self) -> Shape:
@@ -151,6 +152,7 @@ def record(call: Call) -> None:
     except Exception:
         logger.exception("could not record call %s", call.request_id)
     finally:
+        pacing.answered(call)  # a stream that ended before its first byte went out
         # Only once its events are queued: whoever waits for in_flight to reach 0 (a test,
         # a drain) then finds them in the writer's queue.
         metrics.in_flight.dec()

@@ -56,7 +56,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import ResolverMatch, set_script_prefix
 from django.utils.log import log_response
 
-from gateway import api, auth, intake
+from gateway import api, auth, intake, pacing
 from gateway.errors import GatewayError
 from gateway.shapes import BODY_ENDPOINTS, PATH_ALIASES, render, shape_for
 
@@ -81,6 +81,7 @@ class GatewayASGIHandler(ASGIHandler):
         caller, unread = None, intake.has_body(scope["headers"])
         try:
             if scope["method"] == "POST" and scope["path"] in BODY_ENDPOINTS:
+                await pacing.pacer().turn()  # a burst's first bytes before its last setups
                 caller = await auth.authenticate(headers)
             if scope["method"] in ("POST", "PUT", "PATCH"):
                 limit = intake.gateway_limit(shape.value)

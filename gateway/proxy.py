@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from analytics.usage import Usage
 from analytics.writer import new_id
-from gateway import auth, budgets, calls, crossing, estimates, metrics, routing, upstream
+from gateway import auth, budgets, calls, crossing, estimates, metrics, pacing, routing, upstream
 from gateway.calls import Call
 from gateway.errors import GatewayError
 from gateway.exchange import BodyTranslation, EventRelay, Exchange, Passthrough, encode
@@ -93,6 +93,8 @@ async def send(
         call.sent_body = body
         calls.start(call, len(upstream_request.body))  # a crash from here on is recorded
         call.upstream_started = time.perf_counter()
+        if call.stream:
+            pacing.stream_sent(call)
         response, call.retries = await upstream.send(
             upstream_request, provider=call.route.upstream.name
         )
@@ -170,6 +172,7 @@ async def relay(
         async for chunk in response.content.iter_any():
             if call.first_byte is None:
                 call.first_byte = time.perf_counter()
+                pacing.answered(call)
             out = []
             for event in parser.feed(chunk):
                 seen.read(event)
