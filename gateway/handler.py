@@ -54,6 +54,7 @@ from django.core.handlers.exception import response_for_exception
 from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponse
 from django.urls import ResolverMatch, set_script_prefix
+from django.utils.datastructures import CaseInsensitiveMapping
 from django.utils.log import log_response
 
 from gateway import api, auth, intake, pacing
@@ -76,7 +77,7 @@ class GatewayASGIHandler(ASGIHandler):
     async def handle(self, scope, receive, send) -> None:
         if (meant := PATH_ALIASES.get(scope["path"])) is not None:  # /messages: /v1/messages
             scope = {**scope, "path": meant, "raw_path": meant.encode()}
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = headers_of(scope)
         shape = shape_for(scope["path"], headers)
         caller, unread = None, intake.has_body(scope["headers"])
         try:
@@ -107,6 +108,7 @@ class GatewayASGIHandler(ASGIHandler):
             error_response.close()
             return
         request.metis_caller = caller
+        request.headers = CaseInsensitiveMapping(headers)  # not parsed again from META
         view = api.DIRECT.get(scope["path"]) if scope["method"] == "POST" else None
 
         async def process_request() -> object:
@@ -182,6 +184,18 @@ class GatewayASGIHandler(ASGIHandler):
             if message["type"] == "http.disconnect":
                 raise RequestAborted
             # Otherwise a piece of a body this request does not read: dropped.
+
+
+def headers_of(scope: dict) -> dict[str, str]:
+    """The request's headers by lower-cased name, a repeated one's values joined with
+    commas as Django's `request.headers` has them. Made once per request: the handler
+    needs them before Django's request exists, and the request then gets them rather than
+    parsing them again from its META."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
 
 
 def drop_request_db_housekeeping() -> None:
