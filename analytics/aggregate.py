@@ -450,6 +450,7 @@ def _in_sql(
     width, count = len(g_names), len(names)
     money_names = [n for n in names if n in MONEY]
     with connection.cursor() as cursor:
+        _c_timestamps(cursor)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     # Per row, only what it needs: thousands of groups, each one Agg (no defaults made to
@@ -465,6 +466,17 @@ def _in_sql(
         key = tuple(None if value == "" else value for value in row[:width])
         groups[key] = Agg(sums, histogram, [], _moment(row[last_at]))
     return groups
+
+
+def _c_timestamps(cursor: Any) -> None:
+    """On PostgreSQL, this cursor decodes timestamps with psycopg's own loader (its C
+    version): Django's, a Python subclass that sets the tzinfo to UTC, decoded the last
+    calls of 4,000 groups in 10-20 ms, the C one in 2. The instants and zones are the
+    same: Django sets the session's time zone to UTC, which psycopg reads as UTC."""
+    if connection.vendor == "postgresql":
+        from psycopg.types.datetime import TimestamptzLoader
+
+        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
 
 
 def _moment(value: datetime | str | None) -> datetime | None:
