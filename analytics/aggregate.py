@@ -6,7 +6,7 @@ latency bucket and a window's edges mean the same everywhere.
 A window is cut at hour and UTC-day boundaries (`segments`): whole days are read from
 `CallDay`, whole hours from `CallHour`, the partial hours at either edge from `Call`, so
 totals are exact at the edges without scanning a month of calls (a window that ends now
-reads the rest of its last day whole: no call is stamped later). Whole hours and days
+reads the rest of its last day, or week, whole: no call is stamped later). Whole hours and days
 come from the narrowest rollup that holds every column the read groups or filters by
 (`models.GRAINS`: totals and per-model reads from `ModelHour`/`ModelDay`, per-key,
 per-account and per-team reads from `KeyDay`, and whole UTC weeks from `KeyWeek`), so
@@ -257,10 +257,15 @@ def segments(
     whole hours from `CallHour`, the partial hours at the edges from `Call`. A window
     `until_now` holds every call of the rest of its last day (or hour, without days):
     none is stamped later, so that day is read whole from its day rollup, a few thousand
-    rows where its hours were tens of thousands."""
+    rows where its hours were tens of thousands. With weeks, and a window that holds its
+    last week from the Monday, the rest of that week is read whole from the week rollup
+    likewise: at 10 M calls its days so far were 19,000 key rows on a Saturday, its week
+    4,000."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if until_now:
         end = ceil_day(end) if days else ceil_hour(end)
+        if weeks and days and ceil_day(ceil_hour(start)) <= floor_week(end - DAY):
+            end = ceil_week(end)
     first_hour, last_hour = ceil_hour(start), floor_hour(end)
     if first_hour >= last_hour:
         return [("call", start, end)] if start < end else []
