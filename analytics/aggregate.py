@@ -6,7 +6,7 @@ latency bucket and a window's edges mean the same everywhere.
 A window is cut at hour and UTC-day boundaries (`segments`): whole days are read from
 `CallDay`, whole hours from `CallHour`, the partial hours at either edge from `Call`, so
 totals are exact at the edges without scanning a month of calls (a window that ends now
-reads the rest of its last day whole: no call is stamped later). Whole hours and days
+reads the rest of its last day, or week, whole: no call is stamped later). Whole hours and days
 come from the narrowest rollup that holds every column the read groups or filters by
 (`models.GRAINS`: totals and per-model reads from `ModelHour`/`ModelDay`, per-key,
 per-account and per-team reads from `KeyDay`, and whole UTC weeks from `KeyWeek`), so
@@ -257,10 +257,15 @@ def segments(
     whole hours from `CallHour`, the partial hours at the edges from `Call`. A window
     `until_now` holds every call of the rest of its last day (or hour, without days):
     none is stamped later, so that day is read whole from its day rollup, a few thousand
-    rows where its hours were tens of thousands."""
+    rows where its hours were tens of thousands. With weeks, and a window that holds its
+    last week from the Monday, the rest of that week is read whole from the week rollup
+    likewise: at 10 M calls its days so far were 19,000 key rows on a Saturday, its week
+    4,000."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if until_now:
         end = ceil_day(end) if days else ceil_hour(end)
+        if weeks and days and ceil_day(ceil_hour(start)) <= floor_week(end - DAY):
+            end = ceil_week(end)
     first_hour, last_hour = ceil_hour(start), floor_hour(end)
     if first_hour >= last_hour:
         return [("call", start, end)] if start < end else []
@@ -450,6 +455,7 @@ def _in_sql(
     width, count = len(g_names), len(names)
     money_names = [n for n in names if n in MONEY]
     with connection.cursor() as cursor:
+        _c_timestamps(cursor)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     # Per row, only what it needs: thousands of groups, each one Agg (no defaults made to
@@ -465,6 +471,17 @@ def _in_sql(
         key = tuple(None if value == "" else value for value in row[:width])
         groups[key] = Agg(sums, histogram, [], _moment(row[last_at]))
     return groups
+
+
+def _c_timestamps(cursor: Any) -> None:
+    """On PostgreSQL, this cursor decodes timestamps with psycopg's own loader (its C
+    version): Django's, a Python subclass that sets the tzinfo to UTC, decoded the last
+    calls of 4,000 groups in 10-20 ms, the C one in 2. The instants and zones are the
+    same: Django sets the session's time zone to UTC, which psycopg reads as UTC."""
+    if connection.vendor == "postgresql":
+        from psycopg.types.datetime import TimestamptzLoader
+
+        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
 
 
 def _moment(value: datetime | str | None) -> datetime | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from django.db.models import QuerySet
@@ -138,29 +139,45 @@ def _add(row: dict, sums: dict) -> None:
 # reads the window once. Only the sums these tables show are read: thousands of groups.
 KEY_DIMS = ("gateway_key_id", "inbound_shape", "team", "label")
 KEY_SUMS = ("calls", "cost_usd", "unpriced_calls")  # also all a budget's spend reads
-Groups = dict[tuple, Agg]
+
+
+class Groups(dict[tuple, Agg]):
+    """`key_groups`' read, with what by_key, by_user and by_team each derive from it (the
+    sums per team and key, the keys' owners) worked out once for the page showing all
+    three: each pass over a company's thousands of groups, and each owner lookup, cost
+    milliseconds."""
+
+    @cached_property
+    def team_key_sums(self) -> dict[tuple, dict[str, Any]]:
+        """{(team, key id): the cost, calls and unpriced calls of its groups}."""
+        out: dict[tuple, dict[str, Any]] = {}
+        for (key_id, _shape, team, _label), agg in self.items():
+            into = out.get((team, key_id))
+            if into is None:
+                out[team, key_id] = into = dict.fromkeys(KEY_SUMS, 0)
+            _add(into, agg.sums)
+        return out
+
+    @cached_property
+    def owners(self) -> dict[str, dict]:
+        """`key_owners` of the groups' keys."""
+        return key_owners(key_id for key_id, *_ in self)
 
 
 def key_groups(viewer: Viewer, scope: Scope) -> Groups:
     """Sums per (key, inbound shape, team, label) over the scope."""
-    return aggregate(viewer, scope, KEY_DIMS, sums=KEY_SUMS)[0]
+    return Groups(aggregate(viewer, scope, KEY_DIMS, sums=KEY_SUMS)[0])
 
 
 def _key_team_sums(
     viewer: Viewer, scope: Scope, groups: Groups | None
-) -> dict[tuple, dict[str, Any]]:
-    """{(team, key id): sums} from `key_groups` (or read so): the cost, calls and unpriced
-    calls that by_user and by_team add up per owner."""
-    if groups is None:
-        read = aggregate(viewer, scope, ("team", "gateway_key_id"), sums=KEY_SUMS)[0]
-        return {key: agg.sums for key, agg in read.items()}
-    out: dict[tuple, dict[str, Any]] = {}
-    for (key_id, _shape, team, _label), agg in groups.items():
-        into = out.get((team, key_id))
-        if into is None:
-            out[team, key_id] = into = dict.fromkeys(KEY_SUMS, 0)
-        _add(into, agg.sums)
-    return out
+) -> tuple[dict[tuple, dict[str, Any]], dict[str, dict]]:
+    """({(team, key id): sums}, the keys' owners) from `key_groups` (or read so): the
+    cost, calls and unpriced calls that by_user and by_team add up per owner."""
+    if groups is not None:
+        return groups.team_key_sums, groups.owners
+    read = aggregate(viewer, scope, ("team", "gateway_key_id"), sums=KEY_SUMS)[0]
+    return {key: agg.sums for key, agg in read.items()}, key_owners(k for (_, k) in read)
 
 
 def _fresh(**names: Any) -> dict:
@@ -199,7 +216,7 @@ def by_key(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[d
             last = last.replace(tzinfo=UTC)
         if last is not None and (row["last_call_at"] is None or last > row["last_call_at"]):
             row["last_call_at"] = last
-    for key_id, known in key_owners(keys).items():
+    for key_id, known in groups.owners.items():
         keys[key_id].update(known)
     rows = list(keys.values())
     for row in rows:
@@ -214,8 +231,7 @@ def by_key(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[d
 def by_user(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[dict]:
     """One row per account (None = keys with no owner): the calls of the keys they own,
     whatever label those calls carried, as their quota counts them."""
-    per_key = _key_team_sums(viewer, scope, groups)
-    owners = key_owners(k for (_, k) in per_key)
+    per_key, owners = _key_team_sums(viewer, scope, groups)
     users: dict[str | None, dict] = {}
     for (_team, key_id), sums in per_key.items():
         user = owners.get(key_id, {}).get("user")
@@ -229,8 +245,7 @@ def by_user(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[
 def by_team(viewer: Viewer, scope: Scope, groups: Groups | None = None) -> list[dict]:
     """One row per team (None = no team) with its members inline (`by_user`: accounts,
     counted as `by_user` counts them)."""
-    per_key = _key_team_sums(viewer, scope, groups)
-    owners = key_owners(k for (_, k) in per_key)
+    per_key, owners = _key_team_sums(viewer, scope, groups)
     teams: dict[str | None, dict] = {}
     for (team, key_id), sums in per_key.items():
         row = teams.get(team)

@@ -80,8 +80,8 @@ class Scope:
     team: str | None = None
     workspace: str | None = None
     # The window ends when it is read (a rolling or this-period window, `from` without
-    # `to`): nothing is stamped after it, so the rest of its last day is read whole from
-    # the day rollups (analytics.aggregate.segments).
+    # `to`): nothing is stamped after it, so the rest of its last day (or week) is read
+    # whole from the day (or week) rollups (analytics.aggregate.segments).
     until_now: bool = False
 
     @property

@@ -179,9 +179,15 @@ def requests() -> list[str]:
 
 
 def time_endpoints(urls: list[str], runs: int) -> dict[str, float]:
-    """p50 of `runs` timed requests per URL, after one untimed (warm) request."""
+    """p50 of `runs` timed requests per URL, after one untimed (warm) request, in a process
+    settled as `metis serve` settles at startup (its frozen heap and collector thresholds):
+    without it, a full collection of the whole heap took 100 ms every two or three
+    requests here, a pause the server does not have."""
     from django.test import Client
 
+    from metis_site.asgi import settle
+
+    settle()
     client = Client(SERVER_NAME="127.0.0.1")
     results = {}
     for url in urls:

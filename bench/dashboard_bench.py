@@ -64,6 +64,9 @@ def main() -> int:
     django.setup()
     from django.test import Client
 
+    from metis_site.asgi import settle
+
+    settle()  # as `metis serve` at startup (see analytics_bench.time_endpoints)
     client = Client(SERVER_NAME="127.0.0.1")
     if args.username:
         from identity.models import User

@@ -296,6 +296,27 @@ def test_a_window_that_ends_now_reads_the_rest_of_its_last_day_whole():
     )  # fmt: skip
 
 
+def test_a_window_that_ends_now_reads_the_rest_of_its_last_week_whole_once_it_holds_its_monday():
+    monday, saturday = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 10, 16, 20, tzinfo=UTC)
+    start = datetime(2025, 12, 31, 7, 45, tzinfo=UTC)
+    assert segments(start, saturday, weeks=True, until_now=True) == [
+        ("call", start, datetime(2025, 12, 31, 8, tzinfo=UTC)),
+        ("hour", datetime(2025, 12, 31, 8, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)),
+        ("day", datetime(2026, 1, 1, tzinfo=UTC), monday),
+        ("week", monday, datetime(2026, 1, 12, tzinfo=UTC)),
+    ]
+    # From after its Monday, the week is not whole: its days so far, as before.
+    later = datetime(2026, 1, 6, 7, 45, tzinfo=UTC)
+    assert segments(later, saturday, weeks=True, until_now=True)[-1] == (
+        "day", datetime(2026, 1, 7, tzinfo=UTC), datetime(2026, 1, 11, tzinfo=UTC),
+    )  # fmt: skip
+    # A window with an end of its own (not now) keeps its days.
+    assert segments(start, saturday, weeks=True)[-2:] == [
+        ("day", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 10, tzinfo=UTC)),
+        ("hour", datetime(2026, 1, 10, tzinfo=UTC), datetime(2026, 1, 10, 16, tzinfo=UTC)),
+    ]
+
+
 def test_windows_that_end_now_count_the_calls_just_made(api):
     now = datetime.now(UTC)
     ages = [timedelta(seconds=1), timedelta(minutes=61), timedelta(hours=25), timedelta(days=8)]
