@@ -160,7 +160,30 @@ def streaming_response(
     headers = {**upstream.relayed_headers(response), **SSE_HEADERS}
     if call.dropped_params:
         headers[DROPPED_HEADER] = ",".join(call.dropped_params)
-    return StreamingHttpResponse(relay(response, call, events), status=200, headers=headers)
+    return RelayedStream(response, call, events, headers=headers)
+
+
+class RelayedStream(StreamingHttpResponse):
+    """The relay as Django's response. Closed with its relay never started (the client left
+    while the status line waited on a full socket), it ends the call itself: an async
+    generator that never ran never runs its `finally`."""
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, call: Call, events: EventRelay, **kwargs: Any
+    ) -> None:
+        super().__init__(relay(response, call, events), status=200, **kwargs)
+        self.upstream, self.call = response, call
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if not self.call.recorded:
+                self.upstream.close()
+                call = self.call
+                call.error_class = "CANCELLED"
+                call.usage = estimates.with_input(call.usage, call.sent_body)
+                calls.record(call)
 
 
 async def relay(

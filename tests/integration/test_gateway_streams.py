@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -10,10 +11,12 @@ from typing import Any
 import anthropic
 import httpx
 import openai
+import orjson
 import pytest
 from django.db import connection
 
-from gateway import routing
+from gateway import routing, upstream
+from gateway.handler import GatewayASGIHandler
 from mock_provider import MockProviderThread
 
 USAGE_FIELDS = (
@@ -119,6 +122,56 @@ def test_a_client_leaving_a_stalled_stream_cancels_upstream_and_records_input(ga
         "llm.call_completed",
         "turn.completed",
     ]
+
+
+def test_a_stream_whose_client_left_before_its_first_byte_was_asked_for_is_recorded(gateway, token):
+    """The status line waits on a stalled socket (uvicorn's flow control, when the client
+    reads nothing) and the client leaves: the relay never starts, and the call is still
+    recorded, as cancelled with its input estimated, and its upstream connection closed."""
+    hanging = [{"role": "user", "content": "Say hello [[fault:hang]]"}]  # upstream stays open
+    body = orjson.dumps({"model": "claude-haiku-4-5", "max_tokens": 64, "stream": True,
+                         "messages": hanging})  # fmt: skip
+    scope = {
+        "type": "http", "method": "POST", "path": "/v1/messages", "raw_path": b"/v1/messages",
+        "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+        "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 50000),
+        "headers": [(b"x-api-key", token.encode()), (b"anthropic-version", b"2023-06-01"),
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())],
+    }  # fmt: skip
+    sent: list[str] = []
+
+    async def client() -> None:
+        left = asyncio.Event()
+        request = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict:
+            if request:
+                return request.pop()
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message["type"])
+            if message["type"] == "http.response.start":
+                left.set()  # the client goes while the status line cannot be written
+                await asyncio.Event().wait()
+
+        await GatewayASGIHandler()(scope, receive, send)
+        await upstream.close_sessions()
+
+    asyncio.run(client())
+    assert sent == ["http.response.start"]
+    completed = eventually(lambda: cancelled_call(gateway))
+    assert completed["stream"] is True
+    assert completed["usage_estimated"] is True
+    assert completed["input_tokens"] > 0
+    assert [e["type"] for e in gateway.events()] == [
+        "route.decided",
+        "llm.call_completed",
+        "turn.completed",
+    ]
+    assert eventually(lambda: upstream_disconnected(gateway))
 
 
 @pytest.fixture
