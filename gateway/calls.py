@@ -56,6 +56,7 @@ class Call:
     dropped_params: list[str] = field(default_factory=list)  # by the key's policy, crossing
     pacer: pacing.Pacer | None = None  # counts this stream until its first byte goes out
     recorded: bool = False  # record() took it: its events are made once
+    relay_started: bool = False  # a stream: proxy.relay() ran (see proxy.RelayedStream)
 
     @property
     def upstream_shape(self) -> Shape:

@@ -166,7 +166,9 @@ def streaming_response(
 class RelayedStream(StreamingHttpResponse):
     """The relay as Django's response. Closed with its relay never started (the client left
     while the status line waited on a full socket), it ends the call itself: an async
-    generator that never ran never runs its `finally`."""
+    generator that never ran never runs its `finally`. A relay that started ends the call in
+    its `finally`: when it ends or is cancelled, or, left at a `yield`, when the event loop
+    finalizes it, with the usage it saw."""
 
     def __init__(
         self, response: aiohttp.ClientResponse, call: Call, events: EventRelay, **kwargs: Any
@@ -178,7 +180,7 @@ class RelayedStream(StreamingHttpResponse):
         try:
             super().close()
         finally:
-            if not self.call.recorded:
+            if not self.call.relay_started and not self.call.recorded:
                 self.upstream.close()
                 call = self.call
                 call.error_class = "CANCELLED"
@@ -190,6 +192,7 @@ async def relay(
     response: aiohttp.ClientResponse, call: Call, events: EventRelay
 ) -> AsyncIterator[bytes]:
     """Relay SSE as it arrives, whole events at a time, reading usage from a parsed copy."""
+    call.relay_started = True
     parser, seen = SSEParser(), StreamUsage(SHAPES[call.upstream_shape])
     try:
         async for chunk in response.content.iter_any():
