@@ -167,8 +167,8 @@ class RelayedStream(StreamingHttpResponse):
     """The relay as Django's response. Closed with its relay never started (the client left
     while the status line waited on a full socket), it ends the call itself: an async
     generator that never ran never runs its `finally`. A relay that started ends the call in
-    its `finally`: when it ends or is cancelled, or, left at a `yield`, when the event loop
-    finalizes it, with the usage it saw."""
+    its `finally`, with the usage it saw: when it ends, when it is cancelled, and when
+    Django's `send_response` closes it (it iterates the response inside `aclosing`)."""
 
     def __init__(
         self, response: aiohttp.ClientResponse, call: Call, events: EventRelay, **kwargs: Any
