@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -160,7 +161,9 @@ def test_a_stream_whose_client_left_before_its_first_byte_was_asked_for_is_recor
         await GatewayASGIHandler()(scope, receive, send)
         await upstream.close_sessions()
 
-    asyncio.run(client())
+    # In a thread of its own, as the server runs it: no database connection of the test's.
+    with ThreadPoolExecutor(1) as server:
+        server.submit(asyncio.run, client()).result(timeout=10)
     assert sent == ["http.response.start"]
     completed = eventually(lambda: cancelled_call(gateway))
     assert completed["stream"] is True
