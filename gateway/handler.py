@@ -55,6 +55,7 @@ from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponse
 from django.urls import ResolverMatch, set_script_prefix
 from django.utils.datastructures import CaseInsensitiveMapping
+from django.utils.encoding import escape_uri_path, iri_to_uri
 from django.utils.log import log_response
 
 from gateway import api, auth, intake, pacing
@@ -101,15 +102,18 @@ class GatewayASGIHandler(ASGIHandler):
         if (prefix := get_script_prefix(scope)) not in ("", "/"):  # unset already reads "/"
             set_script_prefix(prefix)
         await signals.request_started.asend(sender=self.__class__, scope=scope)
-        request, error_response = self.create_request(scope, body_file)
-        if request is None:
-            body_file.close()
-            await self.send_response(error_response, send)
-            error_response.close()
-            return
-        request.metis_caller = caller
-        request.headers = CaseInsensitiveMapping(headers)  # not parsed again from META
         view = api.DIRECT.get(scope["path"]) if scope["method"] == "POST" else None
+        if view is not None:
+            request = ProxiedRequest(scope, headers, body_file.getvalue())
+        else:
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                body_file.close()
+                await self.send_response(error_response, send)
+                error_response.close()
+                return
+            request.headers = CaseInsensitiveMapping(headers)  # not parsed again from META
+        request.metis_caller = caller
 
         async def process_request() -> object:
             if view is not None:
@@ -119,7 +123,10 @@ class GatewayASGIHandler(ASGIHandler):
             if unread:  # the client sent a body nothing here reads: do not wait for it
                 response["Connection"] = "close"
             with contextlib.suppress(asyncio.CancelledError):  # the client left mid-send
-                await self.send_response(response, send)
+                if view is not None and not response.streaming and not response.cookies:
+                    await self.send_whole(response, send)
+                else:
+                    await self.send_response(response, send)
             return response
 
         disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
@@ -144,20 +151,39 @@ class GatewayASGIHandler(ASGIHandler):
             respond.result().close()
         body_file.close()
 
-    async def run_direct(self, view, request: HttpRequest) -> HttpResponse:
-        """`run_get_response` for a view of `api.DIRECT`."""
+    async def run_direct(self, view, request: ProxiedRequest) -> HttpResponse:
+        """`run_get_response` for a view of `api.DIRECT`. Django's handling of an exception
+        and its log line of a 4xx or 5xx get Django's request, made then."""
         try:
             response = await view(request)
         except GatewayError as exc:
             response = api.gateway_error(request, exc)
         except Exception as exc:
-            response = response_for_exception(request, exc)
+            response = response_for_exception(self.django_request(request), exc)
         response._handler_class = self.__class__
-        response._resource_closers.append(request.close)
         if response.status_code >= 400:
             log_response("%s: %s", response.reason_phrase, request.path, response=response,
-                         request=request)  # fmt: skip
+                         request=self.django_request(request))  # fmt: skip
         return response
+
+    def django_request(self, proxied: ProxiedRequest) -> HttpRequest | ProxiedRequest:
+        """Django's request for what `proxied` was made from (itself, should Django refuse
+        the scope, which a proxied call's never gives it cause to)."""
+        request, _ = self.create_request(proxied.scope, io.BytesIO(proxied.body))
+        if request is None:
+            return proxied
+        if (shape := getattr(proxied, "metis_shape", None)) is not None:
+            request.metis_shape = shape  # for server_error, the error in the caller's shape
+        return request
+
+    async def send_whole(self, response: HttpResponse, send) -> None:
+        """`send_response` for a body held whole and no cookies: one message for the status
+        line and headers, one for the body (Django's cuts it into 64 KB pieces)."""
+        headers = [(name.encode("ascii"), value.encode("latin-1"))
+                   for name, value in response.items()]  # fmt: skip
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": headers})  # fmt: skip
+        await send({"type": "http.response.body", "body": response.content})
 
     def resolve_request(self, request: HttpRequest) -> ResolverMatch:
         """Django's, remembered per path: resolving walks every pattern the API registered,
@@ -184,6 +210,29 @@ class GatewayASGIHandler(ASGIHandler):
             if message["type"] == "http.disconnect":
                 raise RequestAborted
             # Otherwise a piece of a body this request does not read: dropped.
+
+
+class ProxiedRequest:
+    """What the proxied POST views (`api.DIRECT`) read of a request: its headers, body and
+    path, from the ASGI scope. Django's request made its META from the scope and its
+    headers again from META, and its response was sent through Django's chunking: with
+    them, a call spent 1.04-1.05x the CPU it spends with this (interleaved, 6 rounds)."""
+
+    __slots__ = ("body", "headers", "method", "metis_caller", "metis_shape", "path", "scope")
+
+    def __init__(self, scope: dict, headers: dict[str, str], body: bytes) -> None:
+        self.scope = scope
+        self.headers = CaseInsensitiveMapping(headers)
+        self.body = body
+        self.method = scope["method"]
+        self.path = scope["path"]
+        self.metis_caller: auth.Caller | None = None
+
+    def get_full_path(self) -> str:
+        """As Django's: the path, and the query string as the client sent it, as URIs."""
+        query = self.scope.get("query_string", b"").decode("latin-1")
+        path = escape_uri_path(self.path)
+        return f"{path}?{iri_to_uri(query)}" if query else path
 
 
 def headers_of(scope: dict) -> dict[str, str]:

@@ -263,3 +263,31 @@ def test_pass_through_mode_forwards_the_clients_key_and_keeps_it_nowhere(gateway
     assert own_key not in stored
     assert own_key not in caplog.text
     assert all(own_key not in str(record.__dict__) for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers"),
+    [
+        ("/v1/messages", ANTHROPIC_BODY, {"anthropic-version": "2023-06-01"}),
+        ("/v1/chat/completions", OPENAI_BODY, {}),
+    ],
+)
+def test_a_gateway_failure_is_a_500_in_the_callers_shape_and_logged(
+    gateway, token, monkeypatch, caplog, path, body, headers
+):
+    """The last resort, which no input reaches: a proxied view that raises."""
+    from gateway import api
+
+    async def broken(request, shape):
+        raise RuntimeError("a bug in the gateway")
+
+    monkeypatch.setattr(api, "forward", broken)
+    with caplog.at_level(logging.ERROR, logger="django.request"):
+        answer = httpx.post(f"{gateway.url}{path}", json=body,
+                            headers={"authorization": f"Bearer {token}", **headers})  # fmt: skip
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert "The gateway failed on this request" in error["message"]
+    if path == "/v1/messages":
+        assert answer.json()["type"] == "error"  # Anthropic's envelope
+    assert any("a bug in the gateway" in str(r.exc_info) for r in caplog.records if r.exc_info)
