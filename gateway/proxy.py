@@ -213,7 +213,8 @@ async def relay(
         if tail := b"".join([*tail, *events.finish()]):
             yield tail
     except (asyncio.CancelledError, GeneratorExit):
-        call.error_class = "CANCELLED"
+        if not seen.ended:  # a client that hangs up after the last event had it all
+            call.error_class = "CANCELLED"
         raise
     except (aiohttp.ClientError, TimeoutError) as exc:
         call.error_class = "UPSTREAM_STREAM_ERROR"
@@ -235,8 +236,10 @@ class StreamUsage:
         self.reported = False  # some event carried usage (input comes with the first)
         self.output_reported = False  # usage came after the text began: the output count
         self.text_chars = 0
+        self.ended = False  # the stream's last event came
 
     def read(self, event: SSEEvent) -> None:
+        self.ended = self.ended or self.wire.ends_stream(event)
         self.text_chars += len(self.wire.text_from_event(event))
         usage = self.wire.usage_from_event(event, self.usage)
         if usage is not self.usage:  # `so_far` itself comes back for events without usage

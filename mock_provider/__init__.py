@@ -27,6 +27,7 @@ first N requests with that spec and `x-mock-fault-id`:
   cut:N                                   streams: close after N events; bodies: after half
   hang                                    send a few events, then stall until the client leaves
   zero-output                             a normal reply whose usage reports 0 output tokens
+  linger:S                                streams: end the body S seconds after the last event
 
 Other headers: x-mock-token-delay (seconds per streamed piece), x-mock-fixed: 1 (a precomputed
 reply, for benchmarks), x-mock-gzip: 1 (gzip the response if the client accepts it).

@@ -22,6 +22,7 @@ class Fault:
     cut: int | None = None  # close the connection after this many stream events
     hang: bool = False  # send a little, then stall until the client gives up
     zero_output: bool = False  # a normal completion whose usage says output_tokens: 0
+    linger: float = 0.0  # streams: seconds between the last event and the end of the body
 
 
 NO_FAULT = Fault()
@@ -30,7 +31,7 @@ NO_FAULT = Fault()
 def parse(spec: str) -> tuple[Fault, int | None]:
     """Return the fault and its repeat limit (None: fire every time); ValueError if malformed."""
     parts, _, times = spec.partition("*")
-    status, slow, cut, hang, zero_output = None, 0.0, None, False, False
+    status, slow, cut, hang, zero_output, linger = None, 0.0, None, False, False, 0.0
     for part in parts.split(","):
         name, _, arg = part.strip().partition(":")
         if name.isdigit() and len(name) == 3:
@@ -43,11 +44,15 @@ def parse(spec: str) -> tuple[Fault, int | None]:
             hang = True
         elif name == "zero-output":
             zero_output = True
+        elif name == "linger":
+            linger = float(arg)
         else:
             raise ValueError(
-                f"unknown mock fault {part!r}: use 429, 500, slow:S, cut:N, hang, zero-output"
+                f"unknown mock fault {part!r}: use 429, 500, slow:S, cut:N, hang, zero-output, "
+                "linger:S"
             )
-    return Fault(status, slow, cut, hang, zero_output), (int(times) if times else None)
+    fault = Fault(status, slow, cut, hang, zero_output, linger)
+    return fault, (int(times) if times else None)
 
 
 class FaultCounter:

@@ -216,6 +216,7 @@ async def send_events(
         elif fault.hang:
             await ex.until_disconnected()
         else:
+            await asyncio.sleep(fault.linger)  # the last event out, the body not yet ended
             await response.write_eof()
     except ConnectionResetError:
         ex.mark_disconnected()

@@ -80,6 +80,10 @@ class WireShape(Protocol):
 
     def is_usage_only(self, event: SSEEvent) -> bool: ...
 
+    def ends_stream(self, event: SSEEvent) -> bool:
+        """The stream's last event: after it the call is whole, whoever hangs up."""
+        ...
+
     # Usage is read through the shape spoken on the wire to the provider (one provider
     # may serve several shapes), never through the provider.
     def usage_from_body(self, body: Mapping[str, Any]) -> Usage:

@@ -177,6 +177,37 @@ def test_a_stream_whose_client_left_before_its_first_byte_was_asked_for_is_recor
     assert eventually(lambda: upstream_disconnected(gateway))
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "last"),
+    [
+        ("/v1/chat/completions", {"model": "gpt-5-mini", "stream": True}, "data: [DONE]"),
+        ("/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 64, "stream": True},
+         "event: message_stop"),
+        ("/v1/responses", {"model": "gpt-5-mini", "stream": True}, "event: response.completed"),
+    ],
+)  # fmt: skip
+def test_a_client_that_hangs_up_once_the_stream_has_ended_made_a_complete_call(
+    gateway, token, path, body, last
+):
+    """The openai SDK closes its connection on `[DONE]`; the provider may end its body a
+    moment later. The call was whole: it is not recorded as cancelled."""
+    prompt = "Say hello [[fault:linger:1]]"  # the provider ends its body 1 s after its last event
+    if path == "/v1/responses":
+        body = {**body, "input": prompt}
+    else:
+        body = {**body, "messages": [{"role": "user", "content": prompt}]}
+    headers = {"authorization": f"Bearer {token}", "anthropic-version": "2023-06-01"}
+    with httpx.stream("POST", f"{gateway.url}{path}", json=body, headers=headers) as answer:
+        for line in answer.iter_lines():
+            if line.startswith(last):
+                break  # and hang up, as the SDK does
+    completed = eventually(lambda: gateway.events("llm.call_completed"), within=5)[0]
+    assert completed["error_class"] is None
+    assert completed["status"] == 200
+    assert completed["output_tokens"] > 0
+    assert completed["usage_estimated"] is False
+
+
 @pytest.fixture
 def slow_provider(gateway, settings) -> Iterator[MockProviderThread]:
     """A second mock that streams one piece every 0.2 s, in front of which the gateway sits."""

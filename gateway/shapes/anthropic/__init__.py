@@ -110,6 +110,9 @@ class AnthropicMessages:
     def is_usage_only(self, event: SSEEvent) -> bool:
         return False
 
+    def ends_stream(self, event: SSEEvent) -> bool:
+        return event.event == "message_stop"
+
     def usage_from_body(self, body: Mapping[str, Any]) -> Usage:
         usage = body.get("usage")
         return read_usage(usage, Usage()) if isinstance(usage, Mapping) else Usage()

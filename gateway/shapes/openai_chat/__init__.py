@@ -98,6 +98,9 @@ class OpenAIChat:
     def is_usage_only(self, event: SSEEvent) -> bool:
         return is_usage_only_chunk(event)
 
+    def ends_stream(self, event: SSEEvent) -> bool:
+        return event.data.strip() == "[DONE]"
+
     def usage_from_body(self, body: Mapping[str, Any]) -> Usage:
         usage = body.get("usage")
         return read_usage(usage) if isinstance(usage, Mapping) else Usage()

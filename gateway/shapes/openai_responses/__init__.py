@@ -93,6 +93,9 @@ class OpenAIResponses:
     def is_usage_only(self, event: SSEEvent) -> bool:
         return False
 
+    def ends_stream(self, event: SSEEvent) -> bool:
+        return event.event in TERMINAL_EVENTS
+
     def usage_from_body(self, body: Mapping[str, Any]) -> Usage:
         usage = body.get("usage")
         return read_usage(usage) if isinstance(usage, Mapping) else Usage()
