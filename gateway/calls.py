@@ -55,7 +55,6 @@ class Call:
     sent_body: dict | None = None  # as sent upstream: estimates input a cut-short call lacks
     dropped_params: list[str] = field(default_factory=list)  # by the key's policy, crossing
     pacer: pacing.Pacer | None = None  # counts this stream until its first byte goes out
-    recorded: bool = False  # record() took it: its events are made once
     relay_started: bool = False  # a stream: proxy.relay() ran (see proxy.RelayedStream)
 
     @property
@@ -141,11 +140,8 @@ def progress(call: Call, usage: Usage | None, text_chars: int) -> None:
 
 
 def record(call: Call) -> None:
-    """Price the call and queue its events, once. Never raises: a call must not fail
+    """Price the call and queue its events. Never raises: a call must not fail
     because its accounting did; the failure is logged loudly instead."""
-    if call.recorded:
-        return
-    call.recorded = True
     try:
         call.finished = call.finished or time.perf_counter()
         price(call)  # cancelled calls are billed too; a refused one costs $0 (null if unpriced)

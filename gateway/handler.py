@@ -159,9 +159,9 @@ class GatewayASGIHandler(ASGIHandler):
         except GatewayError as exc:
             response = api.gateway_error(request, exc)
         except Exception as exc:
-            response = response_for_exception(self.django_request(request), exc)
+            response = response_for_exception(self.django_request(request), exc)  # logs it
         response._handler_class = self.__class__
-        if response.status_code >= 400:
+        if response.status_code >= 400 and not getattr(response, "_has_been_logged", False):
             log_response("%s: %s", response.reason_phrase, request.path, response=response,
                          request=self.django_request(request))  # fmt: skip
         return response

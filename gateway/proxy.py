@@ -180,12 +180,9 @@ class RelayedStream(StreamingHttpResponse):
         try:
             super().close()
         finally:
-            if not self.call.relay_started and not self.call.recorded:
+            if not self.call.relay_started:
                 self.upstream.close()
-                call = self.call
-                call.error_class = "CANCELLED"
-                call.usage = estimates.with_input(call.usage, call.sent_body)
-                calls.record(call)
+                fail(self.call, asyncio.CancelledError())
 
 
 async def relay(
